@@ -1,0 +1,100 @@
+//! Image decoding, resizing and conversion to and from tensors.
+
+use burn::tensor::{Device, Tensor, TensorData};
+use image::{imageops::FilterType, DynamicImage, RgbImage};
+
+use crate::{Error, Result};
+
+/// Larger inputs are refused before decoding: a 12000x12000 RGBA image alone needs 576 MB.
+pub const MAX_PIXELS: u64 = 50_000_000;
+/// Smallest image side the network is run on: four poolings of a smaller image leave
+/// conv5 with nothing to see.
+pub const MIN_SIZE: u32 = 32;
+
+/// Decodes PNG or JPEG bytes. `what` names the input in error messages.
+pub fn decode(bytes: &[u8], what: &str) -> Result<RgbImage> {
+    let err = |reason: String| Error::Image { what: what.to_string(), reason };
+    if bytes.is_empty() {
+        return Err(err("the file is empty (0 bytes)".into()));
+    }
+    let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| err(e.to_string()))?;
+    if reader.format().is_none() {
+        return Err(err("not a PNG or JPEG image (unrecognised contents)".into()));
+    }
+    let (w, h) = reader.into_dimensions().map_err(|e| err(format!("corrupt image header: {e}")))?;
+    if u64::from(w) * u64::from(h) > MAX_PIXELS {
+        return Err(err(format!("{w}x{h} is too large; at most {MAX_PIXELS} pixels")));
+    }
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().map_err(|e| err(e.to_string()))?;
+    reader.no_limits();
+    let img = reader.decode().map_err(|e| err(format!("corrupt or unsupported image data: {e}")))?;
+    Ok(img.to_rgb8())
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+pub fn load(path: &std::path::Path) -> Result<RgbImage> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path.display(), e))?;
+    decode(&bytes, &path.display().to_string())
+}
+
+pub fn check_size(size: u32) -> Result<()> {
+    if size < MIN_SIZE {
+        return Err(Error::invalid("size", format!("{size} px; at least {MIN_SIZE} px is needed (VGG16 pools the image four times)")));
+    }
+    if size > 1024 {
+        return Err(Error::invalid("size", format!("{size} px; at most 1024 px")));
+    }
+    Ok(())
+}
+
+/// Centre square crop, resized to `size` x `size`.
+pub fn square(img: &RgbImage, size: u32) -> RgbImage {
+    let side = img.width().min(img.height());
+    let x = (img.width() - side) / 2;
+    let y = (img.height() - side) / 2;
+    let crop = image::imageops::crop_imm(img, x, y, side, side).to_image();
+    resize(&crop, size, size)
+}
+
+pub fn resize(img: &RgbImage, w: u32, h: u32) -> RgbImage {
+    if img.dimensions() == (w, h) {
+        return img.clone();
+    }
+    DynamicImage::ImageRgb8(img.clone()).resize_exact(w, h, FilterType::Lanczos3).to_rgb8()
+}
+
+/// [1, 3, H, W] tensor of RGB values in [0, 1].
+pub fn to_tensor(img: &RgbImage, device: &Device) -> Tensor<4> {
+    let (w, h) = img.dimensions();
+    let (w, h) = (w as usize, h as usize);
+    let mut data = vec![0.0f32; 3 * w * h];
+    for (i, p) in img.pixels().enumerate() {
+        for c in 0..3 {
+            data[c * w * h + i] = f32::from(p[c]) / 255.0;
+        }
+    }
+    Tensor::from_data(TensorData::new(data, [1, 3, h, w]), device)
+}
+
+/// Planar RGB in [0, 1] (one image of a [1, 3, H, W] tensor) to an 8-bit image.
+pub fn from_planar(data: &[f32], w: usize, h: usize) -> RgbImage {
+    RgbImage::from_fn(w as u32, h as u32, |x, y| {
+        let i = y as usize * w + x as usize;
+        image::Rgb([0, 1, 2].map(|c| (data[c * w * h + i].clamp(0.0, 1.0) * 255.0).round() as u8))
+    })
+}
+
+/// Reads a [1, 3, H, W] tensor back to an image. Asynchronous because a blocking read
+/// panics in the browser.
+pub async fn tensor_to_image(t: Tensor<4>) -> Result<RgbImage> {
+    let [_, _, h, w] = t.dims();
+    let data = read_f32(t).await?;
+    Ok(from_planar(&data, w, h))
+}
+
+pub async fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+    let data = t.into_data_async().await.map_err(|e| Error::Backend(format!("{e:?}")))?;
+    data.try_to_vec::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))
+}

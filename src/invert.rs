@@ -1,0 +1,236 @@
+//! Feature inversion: optimise an image's pixels so that its VGG16 activations match targets.
+//!
+//! Objective (Mahendran & Vedaldi 2015, as used by Deep Feature Interpolation):
+//!   sum_l a_l ||phi_l(x) - T_l||^2 / ||T_l||^2  +  lambda_TV TV_2(x)  +  lambda_a ||x - 1/2||_alpha^alpha
+//! with x in [0, 1] (projected after every Adam step). Normalising each layer by its target's
+//! energy makes the layer weights comparable across layers and image sizes.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use burn::tensor::{Device, Tensor, TensorData};
+use image::RgbImage;
+
+use crate::imageops::{read_f32, tensor_to_image};
+use crate::rng::Rng;
+use crate::vgg::{Layer, Vgg16};
+use crate::{Error, Result};
+
+/// One term of the feature loss.
+#[derive(Clone, Debug)]
+pub struct LayerTarget {
+    pub layer: Layer,
+    pub weight: f32,
+    /// [1, C, H, W] activations to match (no autodiff).
+    pub target: Tensor<4>,
+}
+
+#[derive(Clone, Debug)]
+pub struct InvertConfig {
+    pub steps: usize,
+    /// Adam step size in [0, 1] pixel units.
+    pub lr: f32,
+    /// Cosine decay of the step size to 10% by the last step: the last steps polish detail
+    /// instead of jittering around the optimum.
+    pub lr_decay: bool,
+    /// Weight of TV with beta = 2 (sum of squared neighbour differences), in [0, 1] units.
+    pub tv_weight: f32,
+    /// Weight of the alpha-norm of (x - 1/2); 0 disables it.
+    pub norm_weight: f32,
+    /// Even exponent of that norm (2 = L2; Mahendran & Vedaldi use 6).
+    pub norm_alpha: u32,
+    /// Random translation of up to this many pixels each step (0 = none). Helps generation
+    /// from sampled targets; hurts exact reconstruction.
+    pub jitter: u32,
+    /// Standard deviation of the grey-plus-noise start image.
+    pub init_noise: f32,
+    pub seed: u64,
+    /// Read the loss back (and offer a preview) every this many steps. Each read waits for
+    /// the device, so the browser uses a larger value than native code.
+    pub report_every: usize,
+}
+
+impl Default for InvertConfig {
+    /// Defaults measured on real face crops at 128 px (see README): lr 0.05 and TV 3e-5 reach
+    /// over 30 dB PSNR from conv3_1 in 300 steps.
+    fn default() -> Self {
+        InvertConfig {
+            steps: 300,
+            lr: 0.05,
+            lr_decay: true,
+            tv_weight: 3e-5,
+            norm_weight: 0.0,
+            norm_alpha: 2,
+            jitter: 0,
+            init_noise: 0.05,
+            seed: 0,
+            report_every: 10,
+        }
+    }
+}
+
+impl InvertConfig {
+    pub fn validate(&self) -> Result<()> {
+        let bad = |what: &str, why: String| Err(Error::invalid(what, why));
+        if self.steps == 0 {
+            return bad("steps", "0; at least 1 step is needed".into());
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad("learning rate", format!("{}; must be a positive number", self.lr));
+        }
+        for (what, v) in [("tv weight", self.tv_weight), ("norm weight", self.norm_weight), ("init noise", self.init_noise)] {
+            if !(v.is_finite() && v >= 0.0) {
+                return bad(what, format!("{v}; must be a finite number >= 0"));
+            }
+        }
+        if self.norm_alpha == 0 || self.norm_alpha % 2 != 0 {
+            return bad("norm alpha", format!("{}; must be an even integer >= 2", self.norm_alpha));
+        }
+        Ok(())
+    }
+}
+
+/// What the progress callback sees.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    pub step: usize,
+    pub steps: usize,
+    pub loss: f32,
+    /// The current image, when the caller asked for previews.
+    pub image: Option<RgbImage>,
+}
+
+pub struct Inverted {
+    pub image: RgbImage,
+    /// [1, 3, H, W] in [0, 1].
+    pub tensor: Tensor<4>,
+    /// Loss at the last step.
+    pub loss: f32,
+}
+
+/// Activations of `img` ([1, 3, H, W], [0, 1]) at `layers`, as inversion targets of weight 1.
+pub fn targets_from_image(vgg: &Vgg16, img: Tensor<4>, layers: &[Layer]) -> Vec<LayerTarget> {
+    vgg.forward(img.without_autodiff(), layers)
+        .into_iter()
+        .zip(layers)
+        .map(|(target, &layer)| LayerTarget { layer, weight: 1.0, target })
+        .collect()
+}
+
+/// Grey image plus Gaussian noise, deterministic for a seed on every backend.
+pub fn noise_image(size: usize, std: f32, seed: u64, device: &Device) -> Tensor<4> {
+    let mut rng = Rng::new(seed);
+    let data: Vec<f32> = rng.normals(3 * size * size).into_iter().map(|n| (0.5 + std * n).clamp(0.0, 1.0)).collect();
+    Tensor::from_data(TensorData::new(data, [1, 3, size, size]), device)
+}
+
+/// Total variation with beta = 2, written with squares: `powf` is slower and its gradient
+/// is undefined at 0 on some backends.
+pub fn total_variation(x: Tensor<4>) -> Tensor<1> {
+    let [n, c, h, w] = x.dims();
+    let dx = x.clone().slice([0..n, 0..c, 0..h, 1..w]) - x.clone().slice([0..n, 0..c, 0..h, 0..w - 1]);
+    let dy = x.clone().slice([0..n, 0..c, 1..h, 0..w]) - x.slice([0..n, 0..c, 0..h - 1, 0..w]);
+    dx.square().sum() + dy.square().sum()
+}
+
+/// The scalar objective for image `x`; `inv_norms[i]` is 1 / ||T_i||^2.
+fn objective(vgg: &Vgg16, x: Tensor<4>, targets: &[LayerTarget], inv_norms: &[f32], cfg: &InvertConfig, shift: (i64, i64)) -> Tensor<1> {
+    let layers: Vec<Layer> = targets.iter().map(|t| t.layer).collect();
+    let seen = if shift != (0, 0) { x.clone().roll(&[shift.0, shift.1], &[2, 3]) } else { x.clone() };
+    let feats = vgg.forward(seen, &layers);
+    let mut loss: Option<Tensor<1>> = None;
+    for ((f, t), inv) in feats.into_iter().zip(targets).zip(inv_norms) {
+        let term = (f - t.target.clone()).square().sum().mul_scalar(t.weight * inv);
+        loss = Some(match loss {
+            Some(l) => l + term,
+            None => term,
+        });
+    }
+    let mut loss = loss.expect("at least one target");
+    if cfg.tv_weight > 0.0 {
+        loss = loss + total_variation(x.clone()).mul_scalar(cfg.tv_weight);
+    }
+    if cfg.norm_weight > 0.0 {
+        let centred = x.sub_scalar(0.5);
+        let mut p = centred.clone().square();
+        for _ in 1..cfg.norm_alpha / 2 {
+            p = p * centred.clone().square();
+        }
+        loss = loss + p.sum().mul_scalar(cfg.norm_weight);
+    }
+    loss
+}
+
+/// Runs the optimisation from `init`. `on_progress` is called every `report_every` steps and
+/// at the end; returning `false` cancels, as does setting `cancel`. A non-finite loss is an
+/// error, never an image.
+pub async fn invert(
+    vgg: &Vgg16,
+    targets: &[LayerTarget],
+    init: Tensor<4>,
+    cfg: &InvertConfig,
+    cancel: Option<&AtomicBool>,
+    previews: bool,
+    mut on_progress: impl FnMut(&Progress) -> bool,
+) -> Result<Inverted> {
+    cfg.validate()?;
+    if targets.is_empty() {
+        return Err(Error::invalid("targets", "no layer to match"));
+    }
+    let mut inv_norms = Vec::with_capacity(targets.len());
+    for t in targets {
+        let e = read_f32(t.target.clone().square().sum()).await?[0];
+        if !e.is_finite() {
+            return Err(Error::NonFinite { step: 0, value: e });
+        }
+        // An all-zero target (possible deep in the network for a blank image) would divide by 0.
+        inv_norms.push(1.0 / e.max(1e-6));
+    }
+    let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-8f32);
+    let mut x = init.without_autodiff();
+    let mut m = x.zeros_like();
+    let mut v = x.zeros_like();
+    let mut rng = Rng::new(cfg.seed ^ 0xA5A5);
+    let report_every = cfg.report_every.max(1);
+    let mut loss_value = f32::NAN;
+    for step in 1..=cfg.steps {
+        if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+            return Err(Error::Cancelled { step });
+        }
+        let shift = if cfg.jitter > 0 {
+            let j = i64::from(cfg.jitter);
+            (rng.range(-j, j), rng.range(-j, j))
+        } else {
+            (0, 0)
+        };
+        let xa = x.clone().autodiff().require_grad();
+        let loss = objective(vgg, xa.clone(), targets, &inv_norms, cfg, shift);
+        let grads = loss.backward();
+        let g = xa.grad(&grads).ok_or_else(|| Error::Backend("no gradient reached the image".into()))?;
+        let report = step % report_every == 0 || step == cfg.steps;
+        if report {
+            loss_value = read_f32(loss.without_autodiff()).await?[0];
+            if !loss_value.is_finite() {
+                return Err(Error::NonFinite { step, value: loss_value });
+            }
+        }
+        m = m.mul_scalar(b1) + g.clone().mul_scalar(1.0 - b1);
+        v = v.mul_scalar(b2) + g.square().mul_scalar(1.0 - b2);
+        let t = step as i32;
+        let lr = if cfg.lr_decay {
+            let p = (step - 1) as f32 / cfg.steps.max(2).saturating_sub(1) as f32;
+            cfg.lr * (0.1 + 0.9 * 0.5 * (1.0 + (std::f32::consts::PI * p).cos()))
+        } else {
+            cfg.lr
+        };
+        let step_size = lr * (1.0 - b2.powi(t)).sqrt() / (1.0 - b1.powi(t));
+        x = (x - m.clone().div(v.clone().sqrt().add_scalar(eps)).mul_scalar(step_size)).clamp(0.0, 1.0);
+        if report {
+            let image = if previews { Some(tensor_to_image(x.clone()).await?) } else { None };
+            if !on_progress(&Progress { step, steps: cfg.steps, loss: loss_value, image }) {
+                return Err(Error::Cancelled { step });
+            }
+        }
+    }
+    let image = tensor_to_image(x.clone()).await?;
+    Ok(Inverted { image, tensor: x, loss: loss_value })
+}

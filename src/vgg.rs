@@ -1,0 +1,165 @@
+//! The VGG16 convolutional stack (13 conv 3x3 + ReLU, 5 max-pools), truncated at the deepest
+//! layer a caller asks for.
+
+use std::fmt;
+use std::str::FromStr;
+
+use burn::module::Module;
+use burn::tensor::module::{conv2d, max_pool2d};
+use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::backbone::ConvWeights;
+use crate::{Error, Result};
+
+/// The network's layers in forward order; a conv layer's output is taken after its ReLU.
+pub const LAYER_NAMES: [&str; 18] = [
+    "conv1_1", "conv1_2", "pool1", "conv2_1", "conv2_2", "pool2", "conv3_1", "conv3_2",
+    "conv3_3", "pool3", "conv4_1", "conv4_2", "conv4_3", "pool4", "conv5_1", "conv5_2",
+    "conv5_3", "pool5",
+];
+
+/// (input channels, output channels) of the 13 convolutions, in order. Importers identify
+/// the layers of a weights file by this sequence, never by tensor names.
+pub const CONV_CHANNELS: [(usize, usize); 13] = [
+    (3, 64), (64, 64),
+    (64, 128), (128, 128),
+    (128, 256), (256, 256), (256, 256),
+    (256, 512), (512, 512), (512, 512),
+    (512, 512), (512, 512), (512, 512),
+];
+
+/// Names of the 13 conv layers in order.
+pub const CONV_NAMES: [&str; 13] = [
+    "conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3", "conv4_1",
+    "conv4_2", "conv4_3", "conv5_1", "conv5_2", "conv5_3",
+];
+
+/// Mean pixel of the ImageNet VGG16 (Caffe/Keras) weights, in RGB order, 0..255.
+pub const MEAN_RGB: [f32; 3] = [123.68, 116.779, 103.939];
+
+/// One tap point of the network: an index into [`LAYER_NAMES`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Layer(usize);
+
+impl Layer {
+    pub fn name(self) -> &'static str {
+        LAYER_NAMES[self.0]
+    }
+    pub fn index(self) -> usize {
+        self.0
+    }
+    pub fn is_pool(self) -> bool {
+        self.name().starts_with("pool")
+    }
+    /// Channels of this layer's activations.
+    pub fn channels(self) -> usize {
+        let convs_up_to = LAYER_NAMES[..=self.0].iter().filter(|n| n.starts_with("conv")).count();
+        CONV_CHANNELS[convs_up_to - 1].1
+    }
+    /// How many times the input has been halved by pooling at this layer's output.
+    pub fn pools_before(self) -> usize {
+        LAYER_NAMES[..=self.0].iter().filter(|n| n.starts_with("pool")).count()
+    }
+    pub fn all() -> impl Iterator<Item = Layer> {
+        (0..LAYER_NAMES.len()).map(Layer)
+    }
+}
+
+impl fmt::Display for Layer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Layer {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let s = s.trim();
+        LAYER_NAMES
+            .iter()
+            .position(|n| n.eq_ignore_ascii_case(s))
+            .map(Layer)
+            .ok_or_else(|| Error::invalid("layer", format!("unknown layer `{s}`; valid layers: {}", LAYER_NAMES.join(", "))))
+    }
+}
+
+/// Parses a comma-separated list such as `conv3_1,conv4_1`.
+pub fn parse_layers(list: &str) -> Result<Vec<Layer>> {
+    let layers: Vec<Layer> = list.split(',').filter(|s| !s.trim().is_empty()).map(str::parse).collect::<Result<_>>()?;
+    if layers.is_empty() {
+        return Err(Error::invalid("layer list", "no layer named; e.g. conv3_1"));
+    }
+    Ok(layers)
+}
+
+/// VGG16 conv stack. The weights are plain (non-autodiff) tensors: when the input image
+/// carries autodiff they act as constants, so inversion differentiates only w.r.t. pixels.
+#[derive(Module, Debug)]
+pub struct Vgg16 {
+    weights: Vec<Tensor<4>>,
+    biases: Vec<Tensor<1>>,
+    mean: Tensor<4>,
+}
+
+impl Vgg16 {
+    /// Uploads host weights (the backbone file's BGR-input convention) to `device`.
+    pub fn new(conv: &ConvWeights, device: &Device) -> Self {
+        let mut weights = Vec::with_capacity(13);
+        let mut biases = Vec::with_capacity(13);
+        for (i, layer) in conv.layers.iter().enumerate() {
+            let (cin, cout) = CONV_CHANNELS[i];
+            let mut w = layer.weight.clone();
+            if i == 0 {
+                // The weights expect BGR; callers give RGB. Reversing conv1_1's input channels
+                // once is exact and saves a channel shuffle on every forward pass.
+                w = reverse_input_channels(&w, cout, cin);
+            }
+            weights.push(Tensor::from_data(TensorData::new(w, [cout, cin, 3, 3]), device));
+            biases.push(Tensor::from_data(TensorData::new(layer.bias.clone(), [cout]), device));
+        }
+        let mean = Tensor::from_data(TensorData::new(MEAN_RGB.to_vec(), [1, 3, 1, 1]), device);
+        Vgg16 { weights, biases, mean }
+    }
+
+    /// Activations of `layers` (in the order asked) for `rgb`, a [N, 3, H, W] batch of RGB
+    /// images in [0, 1]. Nothing past the deepest requested layer is computed.
+    pub fn forward(&self, rgb: Tensor<4>, layers: &[Layer]) -> Vec<Tensor<4>> {
+        let Some(deepest) = layers.iter().map(|l| l.0).max() else { return Vec::new() };
+        // Mean subtraction cannot be folded into conv1_1's bias: zero padding happens in
+        // mean-subtracted space, so the border would differ.
+        let mut x = rgb.mul_scalar(255.0) - self.mean.clone();
+        let mut taps: Vec<Option<Tensor<4>>> = vec![None; LAYER_NAMES.len()];
+        let mut conv = 0;
+        for (i, name) in LAYER_NAMES.iter().enumerate().take(deepest + 1) {
+            x = if name.starts_with("conv") {
+                let y = conv2d(
+                    x,
+                    self.weights[conv].clone(),
+                    Some(self.biases[conv].clone()),
+                    ConvOptions::new([1, 1], [1, 1], [1, 1], 1),
+                );
+                conv += 1;
+                burn::tensor::activation::relu(y)
+            } else {
+                max_pool2d(x, MaxPoolOptions::new([2, 2]))
+            };
+            if layers.iter().any(|l| l.0 == i) {
+                taps[i] = Some(x.clone());
+            }
+        }
+        layers.iter().map(|l| taps[l.0].clone().expect("every requested layer was computed")).collect()
+    }
+}
+
+fn reverse_input_channels(w: &[f32], cout: usize, cin: usize) -> Vec<f32> {
+    let mut out = vec![0.0; w.len()];
+    for o in 0..cout {
+        for c in 0..cin {
+            let src = (o * cin + c) * 9;
+            let dst = (o * cin + (cin - 1 - c)) * 9;
+            out[dst..dst + 9].copy_from_slice(&w[src..src + 9]);
+        }
+    }
+    out
+}

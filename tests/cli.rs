@@ -1,0 +1,60 @@
+//! The command-line tool: a real run and the bad inputs a user can give it.
+
+mod common;
+
+use std::process::Command;
+
+fn deepface(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_deepface")).args(args).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn invert_writes_a_reconstruction_and_reports_quality() {
+    let out = std::env::temp_dir().join(format!("deepface-cli-{}.png", std::process::id()));
+    let face = common::face("solvay_0.png");
+    let (ok, stdout, stderr) = deepface(&["invert", "--image", face.to_str().unwrap(), "--layers", "conv2_2", "--size", "48", "--steps", "60", "--out", out.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    let img = image::open(&out).unwrap();
+    assert_eq!((img.width(), img.height()), (48, 48));
+    let psnr: f64 = stdout.split("PSNR ").nth(1).and_then(|s| s.split(' ').next()).and_then(|s| s.parse().ok()).expect(&stdout);
+    assert!(psnr > 18.0, "{stdout}");
+}
+
+#[test]
+fn bad_inputs_get_specific_messages() {
+    let text = common::temp_file("photo.jpg", b"definitely not a jpeg");
+    let empty = common::temp_file("empty.png", b"");
+    let face = common::face("solvay_0.png");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["invert", "--image", text.to_str().unwrap()], "not a PNG or JPEG image"),
+        (vec!["invert", "--image", empty.to_str().unwrap()], "empty (0 bytes)"),
+        (vec!["invert", "--image", "/nonexistent/face.png"], "/nonexistent/face.png"),
+        (vec!["invert", "--image", face.to_str().unwrap(), "--size", "16"], "at least 32 px"),
+        (vec!["invert", "--image", face.to_str().unwrap(), "--layers", "conv6_1"], "unknown layer `conv6_1`"),
+        (vec!["invert", "--image", face.to_str().unwrap(), "--backbone", text.to_str().unwrap()], "not a readable safetensors backbone"),
+        (vec!["import-vgg", text.to_str().unwrap(), "--out", "/tmp/x.safetensors"], "not a readable VGG16 weights file"),
+        (vec!["import-vgg", face.to_str().unwrap(), "--convention", "weird"], "expected caffe-bgr, torchvision or vggface"),
+    ];
+    for (args, needle) in cases {
+        let (ok, _, stderr) = deepface(&args);
+        assert!(!ok, "{args:?} should fail");
+        assert!(stderr.contains(needle), "{args:?}: `{stderr}` should contain `{needle}`");
+        assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
+    }
+}
+
+#[test]
+fn crop_faces_finds_the_face_in_a_crop() {
+    let dir = std::env::temp_dir().join(format!("deepface-crops-{}", std::process::id()));
+    let face = common::face("solvay_3.png");
+    let (ok, stdout, stderr) = deepface(&["crop-faces", face.to_str().unwrap(), "--out", dir.to_str().unwrap(), "--size", "64"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("1 faces found"), "{stdout}");
+    // A flat grey image has no face: a clear error.
+    let grey = image::RgbImage::from_pixel(200, 200, image::Rgb([128, 128, 128]));
+    let path = dir.join("grey.png");
+    grey.save(&path).unwrap();
+    let (ok, _, stderr) = deepface(&["crop-faces", path.to_str().unwrap(), "--out", dir.to_str().unwrap()]);
+    assert!(!ok && stderr.contains("no face found"), "{stderr}");
+}

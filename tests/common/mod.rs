@@ -1,0 +1,141 @@
+//! Helpers shared by the integration tests: building weight files in memory.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use deepface::backbone::{self, ConvWeights};
+use deepface::vgg::{Vgg16, CONV_CHANNELS};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn face(name: &str) -> PathBuf {
+    repo().join("tests/fixtures/faces").join(name)
+}
+
+pub fn device() -> burn::tensor::Device {
+    burn::tensor::Device::flex()
+}
+
+pub fn default_backbone() -> ConvWeights {
+    backbone::load(&backbone::default_path()).expect("committed backbone loads").0
+}
+
+pub fn default_vgg() -> Vgg16 {
+    Vgg16::new(&default_backbone(), &device())
+}
+
+/// A safetensors file of F32 tensors (names in the given order).
+pub fn safetensors(tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Vec<u8> {
+    let mut header = serde_json::Map::new();
+    let mut offset = 0;
+    for (name, shape, data) in tensors {
+        header.insert(name.clone(), serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + data.len() * 4]}));
+        offset += data.len() * 4;
+    }
+    let mut head = serde_json::to_vec(&header).unwrap();
+    while head.len() % 8 != 0 {
+        head.push(b' ');
+    }
+    let mut out = (head.len() as u64).to_le_bytes().to_vec();
+    out.extend(head);
+    for (_, _, data) in tensors {
+        for v in data {
+            out.extend(v.to_le_bytes());
+        }
+    }
+    out
+}
+
+/// Deterministic pseudo-random conv weights for the given (in, out) channel sequence, as
+/// (out, in, values) with biases.
+pub fn random_convs(channels: &[(usize, usize)], seed: u64) -> Vec<(usize, usize, Vec<f32>, Vec<f32>)> {
+    let mut rng = deepface::rng::Rng::new(seed);
+    channels
+        .iter()
+        .map(|&(cin, cout)| {
+            let w = (0..cout * cin * 9).map(|_| rng.normal() * 0.05).collect();
+            let b = (0..cout).map(|_| rng.normal() * 0.1).collect();
+            (cout, cin, w, b)
+        })
+        .collect()
+}
+
+pub fn vgg16_channels() -> Vec<(usize, usize)> {
+    CONV_CHANNELS.to_vec()
+}
+
+// --- a minimal protobuf writer, enough to build ONNX models for tests ---
+
+fn varint(mut v: u64, out: &mut Vec<u8>) {
+    loop {
+        let b = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+fn bytes_field(num: u64, data: &[u8], out: &mut Vec<u8>) {
+    varint(num << 3 | 2, out);
+    varint(data.len() as u64, out);
+    out.extend_from_slice(data);
+}
+
+fn varint_field(num: u64, v: u64, out: &mut Vec<u8>) {
+    varint(num << 3, out);
+    varint(v, out);
+}
+
+fn tensor_proto(name: &str, dims: &[usize], data: &[f32]) -> Vec<u8> {
+    let mut t = Vec::new();
+    for &d in dims {
+        varint_field(1, d as u64, &mut t);
+    }
+    varint_field(2, 1, &mut t); // FLOAT
+    bytes_field(8, name.as_bytes(), &mut t);
+    let raw: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    bytes_field(9, &raw, &mut t);
+    t
+}
+
+fn node_proto(op: &str, inputs: &[&str]) -> Vec<u8> {
+    let mut n = Vec::new();
+    for i in inputs {
+        bytes_field(1, i.as_bytes(), &mut n);
+    }
+    bytes_field(4, op.as_bytes(), &mut n);
+    n
+}
+
+/// An ONNX model whose graph is Conv(+Relu) nodes with the given weights. Initializers are
+/// written in reverse order, as exporters do not keep layer order there.
+pub fn onnx_model(convs: &[(usize, usize, Vec<f32>, Vec<f32>)]) -> Vec<u8> {
+    let mut graph = Vec::new();
+    for (i, _) in convs.iter().enumerate() {
+        let (w, b) = (format!("w{i}"), format!("b{i}"));
+        let input = if i == 0 { "input".to_string() } else { format!("r{}", i - 1) };
+        bytes_field(1, &node_proto("Conv", &[&input, &w, &b]), &mut graph);
+        bytes_field(1, &node_proto("Relu", &[&format!("c{i}")]), &mut graph);
+    }
+    for (i, (cout, cin, w, b)) in convs.iter().enumerate().rev() {
+        bytes_field(5, &tensor_proto(&format!("w{i}"), &[*cout, *cin, 3, 3], w), &mut graph);
+        bytes_field(5, &tensor_proto(&format!("b{i}"), &[*cout], b), &mut graph);
+    }
+    let mut model = Vec::new();
+    varint_field(1, 8, &mut model); // ir_version
+    bytes_field(7, &graph, &mut model);
+    model
+}
+
+pub fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("deepface-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}

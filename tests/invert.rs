@@ -1,0 +1,103 @@
+//! Feature inversion on a real face photo, and its failure modes.
+
+mod common;
+
+use std::sync::atomic::AtomicBool;
+
+use burn::tensor::{Tensor, TensorData};
+use deepface::invert::{invert, noise_image, targets_from_image, InvertConfig, LayerTarget};
+use deepface::vgg::{parse_layers, Layer};
+use deepface::{imageops, metrics, Error};
+
+#[test]
+fn reconstructs_a_real_face_from_conv3_1() {
+    let device = common::device();
+    let vgg = common::default_vgg();
+    let photo = imageops::square(&imageops::load(&common::face("solvay_7.png")).unwrap(), 64);
+    let layers = parse_layers("conv3_1").unwrap();
+    let targets = targets_from_image(&vgg, imageops::to_tensor(&photo, &device), &layers);
+    let cfg = InvertConfig { steps: 150, report_every: 25, ..InvertConfig::default() };
+    let start = noise_image(64, cfg.init_noise, 0, &device);
+    let start_psnr = metrics::psnr(&photo, &pollster::block_on(imageops::tensor_to_image(start.clone())).unwrap());
+    let mut losses = Vec::new();
+    let out = pollster::block_on(invert(&vgg, &targets, start, &cfg, None, true, |p| {
+        assert!(p.image.as_ref().is_some_and(|i| i.dimensions() == (64, 64)));
+        losses.push(p.loss);
+        true
+    }))
+    .unwrap();
+    let psnr = metrics::psnr(&photo, &out.image);
+    let ssim = metrics::ssim(&photo, &out.image);
+    println!("start {start_psnr:.2} dB -> {psnr:.2} dB, SSIM {ssim:.3}, losses {losses:?}");
+    assert_eq!(losses.len(), 6);
+    assert!(losses.last().unwrap() < &(losses[0] * 0.5), "loss did not fall: {losses:?}");
+    assert!(psnr > 20.0, "PSNR {psnr:.2} dB");
+    assert!(ssim > 0.7, "SSIM {ssim:.3}");
+    assert!(start_psnr < 15.0);
+}
+
+fn small_setup() -> (deepface::vgg::Vgg16, Vec<LayerTarget>, burn::tensor::Device) {
+    let device = common::device();
+    let vgg = common::default_vgg();
+    let img = noise_image(32, 0.2, 5, &device);
+    let targets = targets_from_image(&vgg, img, &[Layer::all().nth(3).unwrap()]);
+    (vgg, targets, device)
+}
+
+#[test]
+fn non_finite_loss_is_an_error_not_an_image() {
+    let (vgg, targets, device) = small_setup();
+    let cfg = InvertConfig { steps: 5, report_every: 1, ..InvertConfig::default() };
+    // A NaN pixel in the start image poisons the loss at the first step.
+    let mut data = vec![0.5f32; 3 * 32 * 32];
+    data[100] = f32::NAN;
+    let init = Tensor::<4>::from_data(TensorData::new(data, [1, 3, 32, 32]), &device);
+    let err = pollster::block_on(invert(&vgg, &targets, init, &cfg, None, false, |_| true)).err().expect("NaN must fail");
+    assert!(matches!(err, Error::NonFinite { step: 1, .. }), "{err}");
+    assert!(err.to_string().contains("diverged at step 1"), "{err}");
+    // An infinite target is caught before any step.
+    let bad = vec![LayerTarget { target: targets[0].target.clone().add_scalar(f32::INFINITY), ..targets[0].clone() }];
+    let init = noise_image(32, 0.05, 0, &device);
+    let err = pollster::block_on(invert(&vgg, &bad, init, &cfg, None, false, |_| true)).err().expect("inf target must fail");
+    assert!(matches!(err, Error::NonFinite { step: 0, .. }), "{err}");
+}
+
+#[test]
+fn cancellation_by_callback_and_by_flag() {
+    let (vgg, targets, device) = small_setup();
+    let cfg = InvertConfig { steps: 50, report_every: 3, ..InvertConfig::default() };
+    let init = noise_image(32, 0.05, 0, &device);
+    let err = pollster::block_on(invert(&vgg, &targets, init.clone(), &cfg, None, false, |_| false)).err().unwrap();
+    assert!(matches!(err, Error::Cancelled { step: 3 }), "{err}");
+    let flag = AtomicBool::new(true);
+    let err = pollster::block_on(invert(&vgg, &targets, init, &cfg, Some(&flag), false, |_| true)).err().unwrap();
+    assert!(matches!(err, Error::Cancelled { step: 1 }), "{err}");
+}
+
+#[test]
+fn bad_settings_are_named() {
+    let (vgg, targets, device) = small_setup();
+    let init = noise_image(32, 0.05, 0, &device);
+    for (cfg, needle) in [
+        (InvertConfig { steps: 0, ..InvertConfig::default() }, "steps"),
+        (InvertConfig { lr: f32::NAN, ..InvertConfig::default() }, "learning rate"),
+        (InvertConfig { norm_alpha: 3, ..InvertConfig::default() }, "even integer"),
+        (InvertConfig { tv_weight: -1.0, ..InvertConfig::default() }, "tv weight"),
+    ] {
+        let err = pollster::block_on(invert(&vgg, &targets, init.clone(), &cfg, None, false, |_| true)).err().unwrap();
+        assert!(err.to_string().contains(needle), "{err} should mention {needle}");
+    }
+    assert!(imageops::check_size(16).unwrap_err().to_string().contains("at least 32 px"));
+}
+
+#[test]
+fn total_variation_of_known_images() {
+    let device = common::device();
+    let flat = Tensor::<4>::zeros([1, 3, 8, 8], &device).add_scalar(0.3);
+    let tv = |t: Tensor<4>| deepface::invert::total_variation(t).into_data().try_to_vec::<f32>().unwrap()[0];
+    assert_eq!(tv(flat), 0.0);
+    // Vertical stripes of 0 and 1: every horizontal neighbour pair differs by 1.
+    let stripes: Vec<f32> = (0..3 * 8 * 8).map(|i| (i % 2) as f32).collect();
+    let t = Tensor::<4>::from_data(TensorData::new(stripes, [1, 3, 8, 8]), &device);
+    assert!((tv(t) - 3.0 * 8.0 * 7.0).abs() < 1e-4);
+}
