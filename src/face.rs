@@ -15,10 +15,15 @@ pub struct FaceBox {
     pub score: f64,
 }
 
+/// Parsing the 1.2 MB model costs more than detecting in a small image: do it once.
+fn model() -> rustface::Model {
+    static MODEL: std::sync::OnceLock<rustface::Model> = std::sync::OnceLock::new();
+    MODEL.get_or_init(|| rustface::read_model(SEETA_MODEL).expect("embedded SeetaFace model is valid")).clone()
+}
+
 /// Faces in `img`, largest first.
 pub fn detect(img: &RgbImage, min_face: u32) -> Vec<FaceBox> {
-    let model = rustface::read_model(SEETA_MODEL).expect("embedded SeetaFace model is valid");
-    let mut detector = rustface::create_detector_with_model(model);
+    let mut detector = rustface::create_detector_with_model(model());
     detector.set_min_face_size(min_face.max(20));
     detector.set_score_thresh(2.0);
     detector.set_pyramid_scale_factor(0.8);

