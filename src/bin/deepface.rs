@@ -89,6 +89,10 @@ enum Command {
         models: PathBuf,
         #[arg(long, default_value_t = 64)]
         batch: usize,
+        /// Also report how often one look at a face and one at its mirror image agree: a cheap
+        /// estimate of label noise (the labels themselves average both looks).
+        #[arg(long)]
+        flip_check: bool,
     },
     /// Attribute counts (bar chart PNG) and a text summary of a labelled data set.
     DatasetCard { dir: PathBuf },
@@ -197,7 +201,7 @@ fn run(cmd: Command) -> Result<()> {
             );
             Ok(())
         }
-        Command::Label { dir, models, batch } => label(&dir, &models, batch.max(1)),
+        Command::Label { dir, models, batch, flip_check } => label(&dir, &models, batch.max(1), flip_check),
         Command::DatasetCard { dir } => {
             let ds = deepface::dataset::Dataset::load(&dir)?;
             print!("{}", deepface::card::write_card(&ds)?);
@@ -238,7 +242,7 @@ fn import_vgg(file: &Path, out: &Path, convention: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-fn label(dir: &Path, models: &Path, batch: usize) -> Result<()> {
+fn label(dir: &Path, models: &Path, batch: usize, flip_check: bool) -> Result<()> {
     use deepface::dataset::{Dataset, Split, IMAGE_DIR};
     use deepface::label::{Labeler, ATTRIBUTES};
     let start = Instant::now();
@@ -265,9 +269,19 @@ fn label(dir: &Path, models: &Path, batch: usize) -> Result<()> {
     ds.image_size()?;
     let labeler = Labeler::from_dir(models)?;
     let mut all = Vec::new();
+    let mut agree = vec![0usize; ATTRIBUTES.len()];
     for chunk in (0..ds.len()).collect::<Vec<_>>().chunks(batch) {
         let imgs = chunk.iter().map(|&i| imageops::load(&ds.image_path(i))).collect::<Result<Vec<_>>>()?;
-        all.extend(labeler.label(&imgs)?);
+        let labels = labeler.label(&imgs)?;
+        if flip_check {
+            let mirrored: Vec<_> = imgs.iter().map(image::imageops::flip_horizontal).collect();
+            for (a, b) in labeler.predict(&imgs)?.iter().zip(labeler.predict(&mirrored)?) {
+                for (k, (x, y)) in a.signs().iter().zip(b.signs()).enumerate() {
+                    agree[k] += usize::from(x.0 == y.0);
+                }
+            }
+        }
+        all.extend(labels);
         eprint!("\rlabelled {}/{}", all.len(), ds.len());
     }
     eprintln!();
@@ -279,8 +293,9 @@ fn label(dir: &Path, models: &Path, batch: usize) -> Result<()> {
     ds.write()?;
     let pos = ds.positives(None);
     println!("labelled {} images in {:.1} s", ds.len(), start.elapsed().as_secs_f64());
-    for (a, c) in ds.attributes.iter().zip(pos) {
-        println!("  {a:<12} {c:>6} positive ({:.1}%)", 100.0 * c as f64 / ds.len() as f64);
+    for (k, (a, c)) in ds.attributes.iter().zip(pos).enumerate() {
+        let flip = if flip_check { format!("  mirror agreement {:.1}%", 100.0 * agree[k] as f64 / ds.len() as f64) } else { String::new() };
+        println!("  {a:<12} {c:>6} positive ({:.1}%){flip}", 100.0 * c as f64 / ds.len() as f64);
     }
     Ok(())
 }
