@@ -111,3 +111,25 @@ fn keras_layout_kernels_are_transposed() {
     let imported = import_file(&path, None).unwrap();
     assert_eq!(imported.weights.layers[7].weight, convs[7].2);
 }
+
+#[test]
+fn torchvision_pth_state_dict_imports() {
+    let convs = common::random_convs(&common::vgg16_channels(), 5);
+    let idx = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28];
+    let mut tensors = Vec::new();
+    for (k, (cout, cin, w, b)) in convs.iter().enumerate() {
+        tensors.push((format!("features.{}.weight", idx[k]), vec![*cout, *cin, 3, 3], w.clone()));
+        tensors.push((format!("features.{}.bias", idx[k]), vec![*cout], b.clone()));
+    }
+    tensors.push(("classifier.0.weight".into(), vec![4, 8], vec![0.5; 32]));
+    let path = common::temp_file("vgg16.pth", &common::torch_checkpoint(&tensors));
+    let imported = import_file(&path, None).unwrap();
+    assert_eq!(imported.source.format, "pytorch");
+    assert_eq!(imported.source.convention, InputConvention::torchvision(), "the default for .pth");
+    assert_eq!(imported.weights.layers[10].weight, convs[10].2);
+    assert_eq!(imported.weights.layers[3].bias, convs[3].3);
+    // A real PyTorch checkpoint of another network (4x4 transposed convs only) is refused.
+    let other = common::torch_checkpoint(&[("main.0.weight".into(), vec![100, 512, 4, 4], vec![0.0; 100 * 512 * 16])]);
+    let err = import_file(&common::temp_file("gan.pth", &other), None).err().unwrap().to_string();
+    assert!(err.contains("found 0 3x3 conv kernels"), "{err}");
+}

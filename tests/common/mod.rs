@@ -139,3 +139,63 @@ pub fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {
     std::fs::write(&p, bytes).unwrap();
     p
 }
+
+// --- a PyTorch zip checkpoint writer (torch.save's format), for the .pth import path ---
+
+fn pickle_str(s: &str, out: &mut Vec<u8>) {
+    out.push(b'X'); // BINUNICODE
+    out.extend((s.len() as u32).to_le_bytes());
+    out.extend(s.as_bytes());
+}
+
+fn pickle_int(v: usize, out: &mut Vec<u8>) {
+    out.push(b'J'); // BININT
+    out.extend((v as i32).to_le_bytes());
+}
+
+fn pickle_tuple(vals: &[usize], out: &mut Vec<u8>) {
+    out.push(b'(');
+    for &v in vals {
+        pickle_int(v, out);
+    }
+    out.push(b't');
+}
+
+/// A `torch.save(state_dict)` file: float32 tensors by name, each in its own storage.
+pub fn torch_checkpoint(tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Vec<u8> {
+    use std::io::Write;
+    let mut p = vec![0x80, 2, b'}', b'('];
+    for (k, (name, shape, _)) in tensors.iter().enumerate() {
+        pickle_str(name, &mut p);
+        p.extend(b"ctorch._utils\n_rebuild_tensor_v2\n(");
+        p.push(b'(');
+        pickle_str("storage", &mut p);
+        p.extend(b"ctorch\nFloatStorage\n");
+        pickle_str(&k.to_string(), &mut p);
+        pickle_str("cpu", &mut p);
+        pickle_int(shape.iter().product(), &mut p);
+        p.extend(b"tQ"); // TUPLE, BINPERSID
+        pickle_int(0, &mut p);
+        pickle_tuple(shape, &mut p);
+        let strides: Vec<usize> = (0..shape.len()).map(|i| shape[i + 1..].iter().product()).collect();
+        pickle_tuple(&strides, &mut p);
+        p.push(0x89); // NEWFALSE
+        p.extend(b"ccollections\nOrderedDict\n)RtR");
+    }
+    p.extend(b"u.");
+    let mut buf = std::io::Cursor::new(Vec::new());
+    let mut zip = zip::ZipWriter::new(&mut buf);
+    let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    zip.start_file("archive/data.pkl", opts).unwrap();
+    zip.write_all(&p).unwrap();
+    zip.start_file("archive/byteorder", opts).unwrap();
+    zip.write_all(b"little").unwrap();
+    for (k, (_, _, data)) in tensors.iter().enumerate() {
+        zip.start_file(format!("archive/data/{k}"), opts).unwrap();
+        zip.write_all(&data.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+    }
+    zip.start_file("archive/version", opts).unwrap();
+    zip.write_all(b"3\n").unwrap();
+    zip.finish().unwrap();
+    buf.into_inner()
+}
