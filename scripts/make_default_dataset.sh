@@ -15,7 +15,7 @@ rm -rf "$out.tmp"
 start=$(date +%s)
 "$bin" synth --count 20000 --seed 2026 --out "$out.tmp"
 "$bin" label "$out.tmp"
-"$bin" dataset-card "$out.tmp" >/dev/null
 mkdir -p "$out"
 cp -r "$out.tmp"/. "$out"/ && rm -rf "$out.tmp"
+"$bin" dataset-card "$out" >/dev/null
 echo "default data set made in $(( $(date +%s) - start )) s"

@@ -17,7 +17,8 @@ pub fn write_card(ds: &Dataset) -> Result<String> {
     let (w, h) = ds.image_size()?;
     let total = ds.positives(None);
     let mut md = String::new();
-    let _ = writeln!(md, "# Data set card: {}\n", ds.root.display());
+    let name = ds.root.file_name().map_or_else(|| ds.root.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let _ = writeln!(md, "# Data set card: {name}\n");
     let splits = [Split::Train, Split::Val, Split::Test];
     let count = |s: Split| ds.splits.iter().filter(|x| **x == s).count();
     let _ = writeln!(md, "{} images of {w}x{h} px: {} train, {} validation, {} test (no image is in two splits).\n", ds.len(), count(Split::Train), count(Split::Val), count(Split::Test));
@@ -61,7 +62,7 @@ fn bar_chart(ds: &Dataset, counts: &[usize], out: &Path) -> Result<()> {
     let mut chart = ChartBuilder::on(&root)
         .caption(format!("Attribute counts ({} images)", ds.len()), ("sans-serif", 22))
         .margin(16)
-        .x_label_area_size(90)
+        .x_label_area_size(40)
         .y_label_area_size(70)
         .build_cartesian_2d((0..n).into_segmented(), 0.0..max)
         .map_err(|e| err(e.to_string()))?;
@@ -74,7 +75,7 @@ fn bar_chart(ds: &Dataset, counts: &[usize], out: &Path) -> Result<()> {
             SegmentValue::CenterOf(i) => names.get(*i).cloned().unwrap_or_default(),
             _ => String::new(),
         })
-        .x_label_style(("sans-serif", 14).into_font().transform(FontTransform::Rotate90))
+        .y_label_formatter(&|v| format!("{v:.0}"))
         .y_desc("images")
         .label_style(("sans-serif", 14))
         .draw()
