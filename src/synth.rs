@@ -35,7 +35,6 @@ pub fn synth(checkpoint: &Path, out: &Path, count: usize, seed: u64, batch: usiz
     std::fs::create_dir_all(&images).map_err(|e| Error::io(images.display(), e))?;
     // `tried` counts the images examined, so the drop rate is exact even in the last batch.
     let (mut kept, mut tried) = (0usize, 0u64);
-    let mut names = Vec::new();
     while kept < count {
         if tried >= 4 * count as u64 + 64 {
             return Err(Error::invalid("generator", format!("only {kept} of {tried} generated images contained a detectable face")));
@@ -57,8 +56,7 @@ pub fn synth(checkpoint: &Path, out: &Path, count: usize, seed: u64, batch: usiz
                 kept += 1;
                 // The name records the latent index, so any image can be regenerated.
                 let name = format!("{kept:06}_{index}.png");
-                img.save(images.join(&name)).map_err(|e| Error::Image { what: name.clone(), reason: e.to_string() })?;
-                names.push(name);
+                img.save(images.join(&name)).map_err(|e| Error::Image { what: name, reason: e.to_string() })?;
             }
         }
         progress(kept, tried as usize);
