@@ -68,17 +68,23 @@ fn networks_that_are_not_vgg16_are_rejected() {
     assert!(err.contains("not a deepface backbone"), "{err}");
 }
 
-#[test]
-fn torchvision_style_safetensors_map_by_natural_name_order_and_fold_the_convention() {
-    let convs = common::random_convs(&common::vgg16_channels(), 3);
-    // torchvision names: features.0, 2, 5, 7, 10, ... (10 must sort after 7, not after 0).
+/// torchvision `vgg16` names: features.0, 2, 5, 7, 10, ... (10 must sort after 7, not after
+/// 0), plus a classifier tensor that must be ignored.
+fn torchvision_state_dict(convs: &[(usize, usize, Vec<f32>, Vec<f32>)]) -> Vec<(String, Vec<usize>, Vec<f32>)> {
     let idx = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28];
     let mut tensors = Vec::new();
     for (k, (cout, cin, w, b)) in convs.iter().enumerate() {
         tensors.push((format!("features.{}.weight", idx[k]), vec![*cout, *cin, 3, 3], w.clone()));
         tensors.push((format!("features.{}.bias", idx[k]), vec![*cout], b.clone()));
     }
-    tensors.push(("classifier.0.weight".into(), vec![4, 8], vec![0.0; 32]));
+    tensors.push(("classifier.0.weight".into(), vec![4, 8], vec![0.5; 32]));
+    tensors
+}
+
+#[test]
+fn torchvision_style_safetensors_map_by_natural_name_order_and_fold_the_convention() {
+    let convs = common::random_convs(&common::vgg16_channels(), 3);
+    let tensors = torchvision_state_dict(&convs);
     let path = common::temp_file("tv.safetensors", &common::safetensors(&tensors));
     let imported = import_file(&path, Some(InputConvention::torchvision())).unwrap();
     assert_eq!(imported.source.format, "safetensors");
@@ -115,13 +121,7 @@ fn keras_layout_kernels_are_transposed() {
 #[test]
 fn torchvision_pth_state_dict_imports() {
     let convs = common::random_convs(&common::vgg16_channels(), 5);
-    let idx = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28];
-    let mut tensors = Vec::new();
-    for (k, (cout, cin, w, b)) in convs.iter().enumerate() {
-        tensors.push((format!("features.{}.weight", idx[k]), vec![*cout, *cin, 3, 3], w.clone()));
-        tensors.push((format!("features.{}.bias", idx[k]), vec![*cout], b.clone()));
-    }
-    tensors.push(("classifier.0.weight".into(), vec![4, 8], vec![0.5; 32]));
+    let tensors = torchvision_state_dict(&convs);
     let path = common::temp_file("vgg16.pth", &common::torch_checkpoint(&tensors));
     let imported = import_file(&path, None).unwrap();
     assert_eq!(imported.source.format, "pytorch");
