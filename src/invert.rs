@@ -170,7 +170,7 @@ pub async fn invert(
     cfg: &InvertConfig,
     cancel: Option<&AtomicBool>,
     previews: bool,
-    mut on_progress: impl FnMut(&Progress) -> bool,
+    on_progress: impl FnMut(&Progress) -> bool,
 ) -> Result<Inverted> {
     cfg.validate()?;
     if targets.is_empty() {
@@ -185,6 +185,21 @@ pub async fn invert(
         // An all-zero target (possible deep in the network for a blank image) would divide by 0.
         inv_norms.push(1.0 / e.max(1e-6));
     }
+    optimise(init, cfg, cancel, previews, on_progress, |x, shift| objective(vgg, x, targets, &inv_norms, cfg, shift)).await
+}
+
+/// Adam on the pixels of `init` (kept in [0, 1]) against any differentiable `loss(x, shift)`,
+/// with jitter, cosine learning-rate decay, progress, cancel and divergence checks: the loop
+/// shared by inversion and the class-visualisation baseline.
+pub async fn optimise(
+    init: Tensor<4>,
+    cfg: &InvertConfig,
+    cancel: Option<&AtomicBool>,
+    previews: bool,
+    mut on_progress: impl FnMut(&Progress) -> bool,
+    loss_of: impl Fn(Tensor<4>, (i64, i64)) -> Tensor<1>,
+) -> Result<Inverted> {
+    cfg.validate()?;
     let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-8f32);
     let mut x = init.without_autodiff();
     let mut m = x.zeros_like();
@@ -203,7 +218,7 @@ pub async fn invert(
             (0, 0)
         };
         let xa = x.clone().autodiff().require_grad();
-        let loss = objective(vgg, xa.clone(), targets, &inv_norms, cfg, shift);
+        let loss = loss_of(xa.clone(), shift);
         let grads = loss.backward();
         let g = xa.grad(&grads).ok_or_else(|| Error::Backend("no gradient reached the image".into()))?;
         let report = step % report_every == 0 || step == cfg.steps;
@@ -229,6 +244,7 @@ pub async fn invert(
             if !on_progress(&Progress { step, steps: cfg.steps, loss: loss_value, image }) {
                 return Err(Error::Cancelled { step });
             }
+            crate::platform::yield_now().await;
         }
     }
     let image = tensor_to_image(x.clone()).await?;

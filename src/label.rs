@@ -123,12 +123,12 @@ impl Labeler {
             .collect())
     }
 
-    /// One pass of both models (resized to 64 px for age and 32 px for gender).
+    /// One pass of the three models (64 px for age and expression, 32 px for gender).
     pub fn predict(&self, imgs: &[RgbImage]) -> Result<Vec<FaceLabels>> {
         if imgs.is_empty() {
             return Ok(Vec::new());
         }
-        let read = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().map_err(|e| Error::Backend(format!("{e:?}")));
+        let read = imageops::read_native::<2>;
         let age = read(self.age.run(self.batch(imgs, 64))?)?;
         let gender = read(self.gender.run(self.batch(imgs, 32))?)?;
         let emotion = read(self.emotion.run(self.grey_batch(imgs))?)?;

@@ -41,7 +41,7 @@ pub fn synth(checkpoint: &Path, out: &Path, count: usize, seed: u64, batch: usiz
         }
         let n = batch.max(1);
         let (_, imgs) = generator.sample(seed, tried, n, device);
-        let data = read_native(imgs)?;
+        let data = crate::imageops::read_native(imgs)?;
         let imgs: Vec<_> = (0..n).map(|i| imageops::from_planar(&data[i * 3 * 64 * 64..(i + 1) * 3 * 64 * 64], dcgan::SIZE, dcgan::SIZE)).collect();
         // The detector's smallest window is 20 px: faces filling a 64 px frame are found far
         // more reliably after a 2x upscale. Detection dominates the run time: one thread per core.
@@ -74,8 +74,3 @@ pub fn synth(checkpoint: &Path, out: &Path, count: usize, seed: u64, batch: usiz
 pub const NOTICE: &str = "Images made by the DCGAN generator of PyPI gan-face-generate==1.1.1 (MIT code),\n\
 trained on DigiFace-1M (Microsoft), which is licensed for non-commercial research use only.\n\
 These images and any model fitted on them inherit that restriction.\n";
-
-/// Native read-back: the flex backend completes immediately, so blocking is fine here.
-fn read_native(t: burn::tensor::Tensor<4>) -> Result<Vec<f32>> {
-    t.into_data().try_to_vec::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))
-}

@@ -61,6 +61,11 @@ impl Layer {
     pub fn pools_before(self) -> usize {
         LAYER_NAMES[..=self.0].iter().filter(|n| n.starts_with("pool")).count()
     }
+    /// [C, H, W] of this layer's activations for a square `size` px input.
+    pub fn shape(self, size: usize) -> [usize; 3] {
+        let s = size >> self.pools_before();
+        [self.channels(), s, s]
+    }
     pub fn all() -> impl Iterator<Item = Layer> {
         (0..LAYER_NAMES.len()).map(Layer)
     }

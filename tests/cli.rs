@@ -58,3 +58,52 @@ fn crop_faces_finds_the_face_in_a_crop() {
     let (ok, _, stderr) = deepface(&["crop-faces", path.to_str().unwrap(), "--out", dir.to_str().unwrap()]);
     assert!(!ok && stderr.contains("no face found"), "{stderr}");
 }
+
+/// The fitted default bundle through the CLI: a short generation, classification of a real
+/// face, an edit, and the messages for bad requests.
+#[test]
+fn generate_classify_alter_and_bad_requests() {
+    let dir = std::env::temp_dir().join(format!("deepface-gen-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("face.png");
+    let (ok, stdout, stderr) = deepface(&["generate", "--attrs", "Male,Senior", "--seed", "3", "--steps", "20", "--out", out.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("classifier sees: "), "{stdout}");
+    assert_eq!(image::open(&out).unwrap().width(), 64);
+
+    let face = common::face("solvay_0.png");
+    let (ok, stdout, stderr) = deepface(&["classify", face.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("1 face(s) found") && stdout.contains("Smiling"), "{stdout}");
+
+    // Einstein (solvay_7) does not smile; asking for Smiling must raise the classifier's score.
+    let edited = dir.join("edited.png");
+    let serious = common::face("solvay_7.png");
+    let (ok, stdout, stderr) = deepface(&["alter", serious.to_str().unwrap(), "--attrs", "Smiling", "--steps", "30", "--out", edited.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    let original = image::open(&serious).unwrap();
+    assert_eq!(image::open(&edited).unwrap().width(), original.width(), "the whole photo comes back at full size");
+    let smiling: Vec<f32> = stdout
+        .lines()
+        .find(|l| l.starts_with("Smiling"))
+        .expect(&stdout)
+        .split(|c: char| c == '%' || c == '>' || c.is_whitespace())
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    assert!(smiling.len() == 2 && smiling[1] > smiling[0] + 10.0, "Smiling should rise: {stdout}");
+
+    let text = common::temp_file("model.bundle", b"not a model");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["generate", "--attrs", "Male,Beard"], "unknown attribute `Beard`; valid attributes: Male, Child, Youth, Middle_Aged, Senior, Smiling"),
+        (vec!["generate", "--attrs", "Child,Senior"], "Child and Senior are mutually exclusive (group Age)"),
+        (vec!["generate", "--attrs=-Male", "--using", "cgmm"], "cGMM models present attributes only"),
+        (vec!["generate", "--attrs", "Male", "--using", "gan"], "unknown model `gan`; valid: cgmm, linear"),
+        (vec!["generate", "--model", text.to_str().unwrap()], "not a deepface model bundle"),
+        (vec!["alter", face.to_str().unwrap(), "--attrs", ""], "choose at least one attribute"),
+    ];
+    for (args, needle) in cases {
+        let (ok, _, stderr) = deepface(&args);
+        assert!(!ok, "{args:?} should fail");
+        assert!(stderr.contains(needle), "{args:?}: `{stderr}` should contain `{needle}`");
+    }
+}

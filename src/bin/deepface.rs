@@ -8,6 +8,9 @@ use burn::tensor::Device;
 use clap::{Parser, Subcommand};
 
 use deepface::backbone::{self, InputConvention, Manifest};
+use deepface::bundle::Bundle;
+use deepface::fit::FitOptions;
+use deepface::generate::{generate, GenerateOptions};
 use deepface::invert::{invert, noise_image, targets_from_image, InvertConfig};
 use deepface::vgg::{parse_layers, Vgg16};
 use deepface::{face, imageops, metrics, Error, Result};
@@ -96,6 +99,127 @@ enum Command {
     },
     /// Attribute counts (bar chart PNG) and a text summary of a labelled data set.
     DatasetCard { dir: PathBuf },
+    /// Fit the attribute classifier and both conditional models on a labelled data set and
+    /// write one model bundle.
+    Fit {
+        data: PathBuf,
+        #[arg(long, default_value = "model/default.bundle")]
+        out: PathBuf,
+        /// Layer of the paper's cGMM.
+        #[arg(long, default_value = "conv3_1")]
+        cgmm_layer: String,
+        /// Positive images per attribute Gaussian (the paper: 100).
+        #[arg(long, default_value_t = 100)]
+        per_attr: usize,
+        /// Layers of the linear-Gaussian model.
+        #[arg(long, default_value = "conv3_1,conv4_1,conv5_1")]
+        layers: String,
+        /// Principal components of the linear model's residual.
+        #[arg(long, default_value_t = 24)]
+        components: usize,
+        /// Use at most this many training images (a fixed random subset).
+        #[arg(long)]
+        max_train: Option<usize>,
+        #[arg(long, default_value_t = 12)]
+        epochs: usize,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Do not read or write the activation cache (.cache/features).
+        #[arg(long)]
+        no_cache: bool,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+    /// Say which attributes the face in a photo has (the largest face found; else the centre).
+    Classify {
+        photo: PathBuf,
+        #[command(flatten)]
+        bundle: BundleArgs,
+    },
+    /// Generate a face with the requested attributes, e.g. --attrs "Male,Smiling=0.5,-Senior".
+    Generate {
+        #[arg(long, default_value = "")]
+        attrs: String,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, default_value_t = 200)]
+        steps: usize,
+        /// cgmm (the paper's) or linear (default: the bundle's choice).
+        #[arg(long)]
+        using: Option<String>,
+        /// Spread of the linear model's samples (default: the bundle's).
+        #[arg(long)]
+        temperature: Option<f32>,
+        /// Multiplier of the requested attribute change (linear model; default: the bundle's).
+        #[arg(long)]
+        gain: Option<f32>,
+        #[arg(long, default_value = "face.png")]
+        out: PathBuf,
+        #[command(flatten)]
+        bundle: BundleArgs,
+    },
+    /// Edit the largest face in a photo toward attributes (feature interpolation along the
+    /// linear model's directions); writes the whole photo with the face edited.
+    Alter {
+        photo: PathBuf,
+        #[arg(long)]
+        attrs: String,
+        /// Multiplies the attribute shift; 4 moves a face's classifier score most of the way.
+        #[arg(long, default_value_t = 4.0)]
+        strength: f32,
+        #[arg(long, default_value_t = 100)]
+        steps: usize,
+        /// With no face found, edit the photo's centre instead of failing.
+        #[arg(long)]
+        centre: bool,
+        #[arg(long, default_value = "edited.png")]
+        out: PathBuf,
+        #[command(flatten)]
+        bundle: BundleArgs,
+    },
+    /// The paper's baseline: gradient ascent on the classifier's attribute scores from the mean face.
+    Visualize {
+        #[arg(long)]
+        attrs: String,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, default_value_t = 200)]
+        steps: usize,
+        #[arg(long, default_value = "visualized.png")]
+        out: PathBuf,
+        #[command(flatten)]
+        bundle: BundleArgs,
+    },
+    /// t-SNE map of one layer's activations over test images, coloured by an attribute (paper's Fig. 2).
+    Tsne {
+        #[arg(long, default_value = "conv3_1")]
+        layer: String,
+        #[arg(long)]
+        attr: String,
+        #[arg(long, default_value = "data/synth20k")]
+        data: PathBuf,
+        #[arg(long, default_value_t = 400)]
+        count: usize,
+        #[arg(long, default_value = "tsne.png")]
+        out: PathBuf,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+    /// Generate faces for several attribute sets and seeds with both models; report agreement
+    /// with the requested attributes and distances; write a contact sheet.
+    Evaluate {
+        /// Attribute sets separated by ';'.
+        #[arg(long, default_value = "Male,Youth;-Male,Youth;Male,Middle_Aged;-Male,Middle_Aged;Male,Senior;-Male,Senior;Male,Youth,Smiling;-Male,Middle_Aged,Smiling")]
+        sets: String,
+        #[arg(long, default_value = "1,2,3")]
+        seeds: String,
+        #[arg(long, default_value_t = 150)]
+        steps: usize,
+        #[arg(long, default_value = "docs/contact_sheet.png")]
+        out: PathBuf,
+        #[command(flatten)]
+        bundle: BundleArgs,
+    },
     /// Time inversion steps (forward + backward + Adam) at several sizes.
     Bench {
         #[arg(long, default_value = "conv3_1")]
@@ -120,9 +244,32 @@ struct ModelArgs {
 
 impl ModelArgs {
     fn load(&self, device: &Device) -> Result<Vgg16> {
+        Ok(self.load_with_sha(device)?.0)
+    }
+
+    fn load_with_sha(&self, device: &Device) -> Result<(Vgg16, String)> {
         let path = self.backbone.clone().unwrap_or_else(backbone::default_path);
         let (weights, _) = backbone::load(&path)?;
-        Ok(Vgg16::new(&weights, device))
+        let bytes = std::fs::read(&path).map_err(|e| Error::io(path.display(), e))?;
+        Ok((Vgg16::new(&weights, device), backbone::sha256_hex(&bytes)))
+    }
+}
+
+#[derive(clap::Args)]
+struct BundleArgs {
+    /// Model bundle made by `deepface fit`.
+    #[arg(long, default_value = "model/default.bundle")]
+    model: PathBuf,
+    #[command(flatten)]
+    backbone: ModelArgs,
+}
+
+impl BundleArgs {
+    fn load(&self, device: &Device) -> Result<(Vgg16, Bundle)> {
+        let bundle = deepface::fit::load_bundle(&self.model)?;
+        let (vgg, sha) = self.backbone.load_with_sha(device)?;
+        bundle.check_backbone(&sha)?;
+        Ok((vgg, bundle))
     }
 }
 
@@ -206,6 +353,109 @@ fn run(cmd: Command) -> Result<()> {
             let ds = deepface::dataset::Dataset::load(&dir)?;
             print!("{}", deepface::card::write_card(&ds)?);
             println!("wrote {} and {}", dir.join("attribute_counts.png").display(), dir.join("dataset_card.md").display());
+            Ok(())
+        }
+        Command::Fit { data, out, cgmm_layer, per_attr, layers, components, max_train, epochs, seed, no_cache, model } => {
+            let ds = deepface::dataset::Dataset::load(&data)?;
+            let (vgg, sha) = model.load_with_sha(&device)?;
+            let opts = FitOptions {
+                cgmm_layer: cgmm_layer.parse()?,
+                per_attr: per_attr.max(1),
+                linear_layers: parse_layers(&layers)?,
+                components,
+                max_train,
+                epochs: epochs.max(1),
+                seed,
+                cache: (!no_cache).then(|| PathBuf::from(".cache/features")),
+            };
+            let (bundle, report) = deepface::fit::fit(&ds, &vgg, &sha, &device, &opts)?;
+            let bytes = bundle.to_bytes()?;
+            write_atomic(&out, &bytes)?;
+            print_fit(&report);
+            println!("default model: {:?}; wrote {} ({:.2} MB) in {:.1} s", bundle.default_model, out.display(), bytes.len() as f64 / 1e6, report.seconds);
+            Ok(())
+        }
+        Command::Classify { photo, bundle } => {
+            let (vgg, bundle) = bundle.load(&device)?;
+            let img = imageops::load(&photo)?;
+            let faces = face::detect(&img, 40);
+            let crop = match faces.first() {
+                Some(f) => {
+                    println!("{} face(s) found; classifying the largest ({}x{} at {}, {})", faces.len(), f.width, f.height, f.x, f.y);
+                    face::crop(&img, f, 0.5, bundle.image_size)
+                }
+                None => {
+                    println!("no face found; classifying the centre of the photo");
+                    imageops::square(&img, bundle.image_size)
+                }
+            };
+            let probs = deepface::evaluate::classify(&vgg, &bundle, &crop, &device)?;
+            let yes = deepface::classifier::decide(&probs, &bundle.classifier.heads);
+            for (a, name) in bundle.vocab.names.iter().enumerate() {
+                println!("{name:<12} {:>5.1}%  {}", 100.0 * probs[a], if yes[a] { "yes" } else { "no" });
+            }
+            Ok(())
+        }
+        Command::Generate { attrs, seed, steps, using, temperature, gain, out, bundle } => {
+            let (vgg, bundle) = bundle.load(&device)?;
+            let req = bundle.vocab.parse(&attrs)?;
+            let model = using.map(|m| m.parse()).transpose()?.unwrap_or(bundle.default_model);
+            let opts = GenerateOptions { model, seed, steps, temperature, gain };
+            let start = Instant::now();
+            let r = pollster::block_on(generate(&vgg, &bundle, &req, &opts, &device, None, false, report_steps))?;
+            save_png(&r.image, &out)?;
+            let probs = deepface::evaluate::classify(&vgg, &bundle, &r.image, &device)?;
+            println!("{model:?} model, seed {seed}, {steps} steps in {:.1} s -> {}", start.elapsed().as_secs_f64(), out.display());
+            print_probs(&bundle, &probs);
+            Ok(())
+        }
+        Command::Alter { photo, attrs, strength, steps, centre, out, bundle } => {
+            let (vgg, bundle) = bundle.load(&device)?;
+            let req = bundle.vocab.parse(&attrs)?;
+            let img = imageops::load(&photo)?;
+            let clf = bundle.classifier.to_device(&device);
+            let opts = deepface::edit::EditOptions { strength, steps, seed: 0, centre_if_no_face: centre };
+            let start = Instant::now();
+            let e = pollster::block_on(deepface::edit::alter(&vgg, &bundle, &clf, &img, &req, &opts, &device, None, false, report_steps))?;
+            save_png(&e.photo, &out)?;
+            let (x, y, side) = e.rect;
+            println!(
+                "{} face(s) found; edited {side}x{side} at ({x}, {y}) in {:.1} s -> {}",
+                e.faces_found,
+                start.elapsed().as_secs_f64(),
+                out.display()
+            );
+            println!("face PSNR after vs before: {:.1} dB", metrics::psnr(&e.crop_before, &e.crop_after));
+            for (a, name) in bundle.vocab.names.iter().enumerate() {
+                println!("{name:<12} {:>5.1}% -> {:>5.1}%", 100.0 * e.probs_before[a], 100.0 * e.probs_after[a]);
+            }
+            Ok(())
+        }
+        Command::Visualize { attrs, seed, steps, out, bundle } => {
+            let (vgg, bundle) = bundle.load(&device)?;
+            let req = bundle.vocab.parse(&attrs)?;
+            let start = Instant::now();
+            let r = pollster::block_on(deepface::generate::visualize(&vgg, &bundle, &req, seed, steps, &device, None, report_steps))?;
+            save_png(&r.image, &out)?;
+            println!("class visualisation, {steps} steps in {:.1} s -> {}", start.elapsed().as_secs_f64(), out.display());
+            print_probs(&bundle, &deepface::evaluate::classify(&vgg, &bundle, &r.image, &device)?);
+            Ok(())
+        }
+        Command::Tsne { layer, attr, data, count, out, model } => tsne(&device, &model, &layer, &attr, &data, count, &out),
+        Command::Evaluate { sets, seeds, steps, out, bundle } => {
+            let (vgg, bundle) = bundle.load(&device)?;
+            let sets: Vec<String> = sets.split(';').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+            let seeds: Vec<u64> = seeds.split(',').map(|s| s.trim().parse().map_err(|_| Error::invalid("seeds", format!("`{s}` is not a number")))).collect::<Result<_>>()?;
+            let faces = deepface::evaluate::run(&vgg, &bundle, &sets, &seeds, steps, &device)?;
+            let md = deepface::evaluate::report(&bundle, &sets, &faces)?;
+            let sheet = deepface::evaluate::contact_sheet(&faces, sets.len(), &seeds, bundle.image_size);
+            if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), e))?;
+            }
+            save_png(&sheet, &out)?;
+            println!("{md}");
+            println!("rows (top to bottom): {}", sets.join(" | "));
+            println!("columns: linear model seeds {seeds:?}, then the paper's cGMM seeds {seeds:?} -> {}", out.display());
             Ok(())
         }
         Command::Bench { layers, sizes, steps, runs, model } => bench(&device, &model, &parse_layers(&layers)?, &sizes, steps, runs.max(1)),
@@ -297,6 +547,78 @@ fn label(dir: &Path, models: &Path, batch: usize, flip_check: bool) -> Result<()
         let flip = if flip_check { format!("  mirror agreement {:.1}%", 100.0 * agree[k] as f64 / ds.len() as f64) } else { String::new() };
         println!("  {a:<12} {c:>6} positive ({:.1}%){flip}", 100.0 * c as f64 / ds.len() as f64);
     }
+    Ok(())
+}
+
+fn report_steps(p: &deepface::invert::Progress) -> bool {
+    if p.step % 50 == 0 || p.step == p.steps {
+        eprintln!("step {:>4}/{}  loss {:.5}", p.step, p.steps, p.loss);
+    }
+    true
+}
+
+fn print_probs(bundle: &Bundle, probs: &[f32]) {
+    let yes = deepface::classifier::decide(probs, &bundle.classifier.heads);
+    let seen: Vec<String> = bundle.vocab.names.iter().zip(probs).zip(yes).map(|((n, p), y)| format!("{}{n} {:.0}%", if y { "+" } else { "-" }, 100.0 * p)).collect();
+    println!("classifier sees: {}", seen.join("  "));
+}
+
+fn print_fit(r: &deepface::fit::FitReport) {
+    println!("images: {} train, {} validation, {} test at {} px; classifier L2 {:e}", r.images[0], r.images[1], r.images[2], r.image_size, r.classifier_l2);
+    println!("| attribute | test positives | accuracy | balanced accuracy |");
+    println!("|---|---|---|---|");
+    for s in &r.test_scores {
+        println!("| {} | {} | {:.1}% | {:.1}% |", s.name, s.positives, 100.0 * s.accuracy, 100.0 * s.balanced);
+    }
+    println!("| mean | | {:.1}% | {:.1}% |", 100.0 * r.mean_accuracy, 100.0 * r.mean_balanced);
+    let c = &r.comparison;
+    println!(
+        "held-out {} activations, relative squared error over {} test images: mean activations {:.3}, cGMM {:.3}, linear {:.3} (linear, all its layers: {:.3})",
+        c.layer, c.images, c.mean_activations, c.cgmm, c.linear, c.linear_all_layers
+    );
+    println!("cGMM: {} images per attribute, objective by epoch {:?}", r.cgmm.per_attr, r.cgmm.loss.iter().map(|x| format!("{x:.4}")).collect::<Vec<_>>());
+    println!("linear: {} residual components explain {:.1}% of the residual variance", r.linear.components, 100.0 * r.linear.explained);
+}
+
+fn write_atomic(out: &Path, bytes: &[u8]) -> Result<()> {
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), e))?;
+    }
+    let tmp = out.with_extension("partial");
+    std::fs::write(&tmp, bytes).map_err(|e| Error::io(tmp.display(), e))?;
+    std::fs::rename(&tmp, out).map_err(|e| Error::io(out.display(), e))
+}
+
+fn tsne(device: &Device, model: &ModelArgs, layer: &str, attr: &str, data: &Path, count: usize, out: &Path) -> Result<()> {
+    use deepface::dataset::{Dataset, Split};
+    let layer: deepface::vgg::Layer = layer.parse()?;
+    let ds = Dataset::load(data)?;
+    let vocab = deepface::attributes::Vocabulary::new(&ds.attributes)?;
+    let a = vocab.index(attr)?;
+    let (vgg, sha) = model.load_with_sha(device)?;
+    let idx: Vec<usize> = (0..ds.len()).filter(|&i| ds.splits[i] == Split::Test).take(count.max(10)).collect();
+    let paths: Vec<PathBuf> = idx.iter().map(|&i| ds.image_path(i)).collect();
+    let size = ds.image_size()?.0;
+    let feats = deepface::features::extract(&vgg, device, &paths, size, &[layer], &sha, None)?;
+    let rows: Vec<usize> = (0..idx.len()).collect();
+    let x = feats.gather(&rows, 0);
+    let start = Instant::now();
+    let y = deepface::tsne::pca(&x, idx.len(), feats.dim, 30);
+    let points = deepface::tsne::tsne(&y, idx.len(), 30.min(idx.len()), 30.0, 750, 1);
+    let labels: Vec<bool> = idx.iter().map(|&i| ds.labels[i][a] > 0).collect();
+    let title = format!("t-SNE of {layer} activations, {} test faces, coloured by {}", idx.len(), vocab.names[a]);
+    deepface::tsne::plot(&points, &labels, &title, out)?;
+    let pos = labels.iter().filter(|&&l| l).count();
+    let base = { let p = pos as f64 / labels.len() as f64; p * p + (1.0 - p) * (1.0 - p) };
+    println!(
+        "{} faces ({pos} with {}), t-SNE in {:.1} s; 10 nearest neighbours share the label {:.1}% of the time (chance {:.1}%) -> {}",
+        idx.len(),
+        vocab.names[a],
+        start.elapsed().as_secs_f64(),
+        100.0 * deepface::tsne::neighbour_agreement(&points, &labels, 10),
+        100.0 * base,
+        out.display()
+    );
     Ok(())
 }
 

@@ -1,0 +1,315 @@
+//! The browser API (wasm-bindgen), used from a Web Worker by `www/worker.js`.
+//!
+//! Every long call returns a Promise and reads results back asynchronously (a blocking read
+//! panics in the browser). The object is shared through an `Rc`, so `cancel()` can be called
+//! while a generation runs.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use burn::tensor::Device;
+use image::RgbImage;
+use js_sys::{Function, Object, Promise, Reflect, Uint8ClampedArray};
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+use crate::bundle::{Bundle, ModelKind};
+use crate::classifier::DeviceClassifier;
+use crate::edit::{self, EditOptions};
+use crate::generate::{self, GenerateOptions};
+use crate::invert::Progress;
+use crate::vgg::Vgg16;
+use crate::{backbone, Error};
+
+#[wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
+}
+
+struct Inner {
+    vgg: Vgg16,
+    bundle: Bundle,
+    clf: DeviceClassifier,
+    device: Device,
+    backend: String,
+    cancel: AtomicBool,
+    busy: Cell<bool>,
+}
+
+#[wasm_bindgen]
+pub struct DeepFace {
+    inner: Rc<Inner>,
+}
+
+fn js_err(e: Error) -> JsValue {
+    JsError::new(&e.to_string()).into()
+}
+
+fn set(o: &Object, k: &str, v: impl Into<JsValue>) {
+    let _ = Reflect::set(o, &JsValue::from_str(k), &v.into());
+}
+
+fn rgba(img: &RgbImage) -> Uint8ClampedArray {
+    let mut out = Vec::with_capacity(img.as_raw().len() / 3 * 4);
+    for p in img.pixels() {
+        out.extend([p[0], p[1], p[2], 255]);
+    }
+    Uint8ClampedArray::from(out.as_slice())
+}
+
+fn image_obj(img: &RgbImage) -> Object {
+    let o = Object::new();
+    set(&o, "width", img.width());
+    set(&o, "height", img.height());
+    set(&o, "rgba", rgba(img));
+    o
+}
+
+fn from_rgba(data: &[u8], width: u32, height: u32) -> Result<RgbImage, Error> {
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels == 0 || data.len() as u64 != pixels * 4 {
+        return Err(Error::Image { what: "upload".into(), reason: format!("{} bytes do not make a {width}x{height} RGBA image", data.len()) });
+    }
+    if pixels > crate::imageops::MAX_PIXELS {
+        return Err(Error::Image { what: "upload".into(), reason: format!("{width}x{height} is more than {} pixels", crate::imageops::MAX_PIXELS) });
+    }
+    Ok(RgbImage::from_fn(width, height, |x, y| {
+        let i = ((y * width + x) * 4) as usize;
+        image::Rgb([data[i], data[i + 1], data[i + 2]])
+    }))
+}
+
+/// Calls the JS progress callback; its return value `false` cancels.
+fn report(cb: &Function, p: &Progress, ms_per_step: f64) -> bool {
+    let o = Object::new();
+    set(&o, "step", p.step as u32);
+    set(&o, "steps", p.steps as u32);
+    set(&o, "loss", p.loss);
+    set(&o, "msPerStep", ms_per_step);
+    if let Some(img) = &p.image {
+        set(&o, "preview", image_obj(img));
+    }
+    !matches!(cb.call1(&JsValue::NULL, &o), Ok(v) if v == JsValue::FALSE)
+}
+
+#[derive(Serialize)]
+struct AttributeInfo {
+    name: String,
+    description: String,
+    group: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Info {
+    backend: String,
+    image_size: u32,
+    default_model: ModelKind,
+    attributes: Vec<AttributeInfo>,
+    groups: Vec<crate::attributes::Group>,
+    report: serde_json::Value,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct GenOpts {
+    seed: Option<u64>,
+    steps: Option<usize>,
+    model: Option<String>,
+    temperature: Option<f32>,
+    gain: Option<f32>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct AlterOpts {
+    strength: Option<f32>,
+    steps: Option<usize>,
+    seed: Option<u64>,
+    centre_if_no_face: bool,
+}
+
+fn now_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+/// WebGPU when asked for and available, else burn's CPU backend. The wgpu runtime can be
+/// initialised once per page, so the device is kept.
+async fn pick_device(backend: &str) -> (Device, String) {
+    thread_local! {
+        static GPU: std::cell::RefCell<Option<Device>> = const { std::cell::RefCell::new(None) };
+    }
+    #[cfg(feature = "webgpu")]
+    if backend != "cpu" {
+        if let Some(d) = GPU.with(|g| g.borrow().clone()) {
+            return (d, "WebGPU".into());
+        }
+        match Device::wgpu_options().init_async().await {
+            Ok(d) => {
+                GPU.with(|g| *g.borrow_mut() = Some(d.clone()));
+                return (d, "WebGPU".into());
+            }
+            Err(e) => return (Device::flex(), format!("CPU (WebGPU failed: {e})")),
+        }
+    }
+    let _ = (backend, &GPU);
+    (Device::flex(), "CPU".into())
+}
+
+#[wasm_bindgen]
+impl DeepFace {
+    /// Loads the backbone and the model bundle (bytes, as fetched) on `backend` ("webgpu",
+    /// "cpu" or "auto"). Rejects a corrupt or mismatched file with the reason.
+    pub async fn load(backbone_bytes: Vec<u8>, bundle_bytes: Vec<u8>, backend: String) -> Result<DeepFace, JsValue> {
+        let bundle = Bundle::from_bytes(&bundle_bytes, "model bundle").map_err(js_err)?;
+        bundle.check_backbone(&backbone::sha256_hex(&backbone_bytes)).map_err(js_err)?;
+        let (weights, _) = backbone::decode(&backbone_bytes, "backbone").map_err(js_err)?;
+        let (device, backend) = pick_device(&backend).await;
+        let vgg = Vgg16::new(&weights, &device);
+        let clf = bundle.classifier.to_device(&device);
+        // One tiny forward pass surfaces a broken device now rather than mid-generation.
+        let probe = crate::imageops::to_tensor(&RgbImage::from_pixel(32, 32, image::Rgb([128, 128, 128])), &device);
+        crate::imageops::read_f32(vgg.forward(probe, &["conv1_1".parse().map_err(js_err)?]).remove(0).sum()).await.map_err(js_err)?;
+        Ok(DeepFace { inner: Rc::new(Inner { vgg, bundle, clf, device, backend, cancel: AtomicBool::new(false), busy: Cell::new(false) }) })
+    }
+
+    /// Backend, image size, attributes (name, description, group) and the fit report.
+    pub fn info(&self) -> Result<JsValue, JsValue> {
+        let b = &self.inner.bundle;
+        let attributes = (0..b.vocab.len())
+            .map(|a| AttributeInfo { name: b.vocab.names[a].clone(), description: b.vocab.description(a), group: b.vocab.group_of(a).map(|g| g.name.clone()) })
+            .collect();
+        let info = Info {
+            backend: self.inner.backend.clone(),
+            image_size: b.image_size,
+            default_model: b.default_model,
+            attributes,
+            groups: b.vocab.groups.clone(),
+            report: b.report.clone(),
+        };
+        // JSON-compatible: plain objects rather than Maps, so the page can read the report.
+        info.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(|e| JsError::new(&e.to_string()).into())
+    }
+
+    /// Validates an attribute request such as `Male,Smiling=0.5,-Senior` (throws the reason).
+    pub fn check_attributes(&self, attrs: &str) -> Result<(), JsValue> {
+        self.inner.bundle.vocab.parse(attrs).map(|_| ()).map_err(js_err)
+    }
+
+    /// Stops the running generation or edit at its next step.
+    pub fn cancel(&self) {
+        self.inner.cancel.store(true, Ordering::Relaxed);
+    }
+
+    /// Resolves to {image, probs, model, steps, msPerStep}.
+    pub fn generate(&self, attrs: String, opts: JsValue, on_progress: Function) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let _guard = begin(&inner)?;
+            let o: GenOpts = serde_wasm_bindgen::from_value(opts).unwrap_or_default();
+            let b = &inner.bundle;
+            let req = b.vocab.parse(&attrs).map_err(js_err)?;
+            let model = match o.model {
+                Some(m) => m.parse().map_err(js_err)?,
+                None => b.default_model,
+            };
+            let steps = o.steps.unwrap_or(150).clamp(1, 2000);
+            let opts = GenerateOptions { model, seed: o.seed.unwrap_or(0), steps, temperature: o.temperature, gain: o.gain };
+            let t0 = now_ms();
+            let targets = generate::targets(b, &req, &opts, &inner.device).map_err(js_err)?;
+            let init = generate::start_image(b, opts.seed, &inner.device);
+            let cfg = generate::invert_config(steps, opts.seed);
+            let r = run_loop(&inner, &on_progress, t0, |cb| crate::invert::invert(&inner.vgg, &targets, init, &cfg, Some(&inner.cancel), true, cb)).await?;
+            let probs = edit::classify(&inner.vgg, &inner.clf, &r.image, b.image_size, &inner.device).await.map_err(js_err)?;
+            // The same detector that finds faces in uploads, run on the result (scaled up: it
+            // looks for faces of 24 px and more).
+            let face_found = !crate::face::detect(&crate::imageops::resize(&r.image, 128, 128), 24).is_empty();
+            let out = Object::new();
+            set(&out, "image", image_obj(&r.image));
+            set(&out, "probs", js_sys::Float32Array::from(probs.as_slice()));
+            set(&out, "faceFound", face_found);
+            set(&out, "model", format!("{model:?}").to_lowercase());
+            set(&out, "steps", steps as u32);
+            set(&out, "msPerStep", (now_ms() - t0) / steps as f64);
+            Ok(out.into())
+        })
+    }
+
+    /// Attribute probabilities of the largest face in an RGBA image (or of its centre).
+    pub fn classify(&self, rgba: Vec<u8>, width: u32, height: u32) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let _guard = begin(&inner)?;
+            let photo = from_rgba(&rgba, width, height).map_err(js_err)?;
+            let faces = edit::find_faces(&photo);
+            let crop = match faces.first() {
+                Some(f) => crate::face::crop(&photo, f, edit::FACE_MARGIN, inner.bundle.image_size),
+                None => crate::imageops::square(&photo, inner.bundle.image_size),
+            };
+            let probs = edit::classify(&inner.vgg, &inner.clf, &crop, inner.bundle.image_size, &inner.device).await.map_err(js_err)?;
+            let out = Object::new();
+            set(&out, "faces", faces.len() as u32);
+            set(&out, "probs", js_sys::Float32Array::from(probs.as_slice()));
+            set(&out, "crop", image_obj(&crop));
+            Ok(out.into())
+        })
+    }
+
+    /// Edits the largest face of an RGBA photo toward `attrs`; resolves to {image (the whole
+    /// photo), before, after (face crops), probsBefore, probsAfter, faces, box, msPerStep}.
+    pub fn alter(&self, rgba: Vec<u8>, width: u32, height: u32, attrs: String, opts: JsValue, on_progress: Function) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let _guard = begin(&inner)?;
+            let o: AlterOpts = serde_wasm_bindgen::from_value(opts).unwrap_or_default();
+            let photo = from_rgba(&rgba, width, height).map_err(js_err)?;
+            let req = inner.bundle.vocab.parse(&attrs).map_err(js_err)?;
+            let steps = o.steps.unwrap_or(100).clamp(1, 2000);
+            let eo = EditOptions { strength: o.strength.unwrap_or(4.0), steps, seed: o.seed.unwrap_or(0), centre_if_no_face: o.centre_if_no_face };
+            let t0 = now_ms();
+            let e = run_loop(&inner, &on_progress, t0, |cb| edit::alter(&inner.vgg, &inner.bundle, &inner.clf, &photo, &req, &eo, &inner.device, Some(&inner.cancel), true, cb)).await?;
+            let out = Object::new();
+            set(&out, "image", image_obj(&e.photo));
+            set(&out, "before", image_obj(&e.crop_before));
+            set(&out, "after", image_obj(&e.crop_after));
+            set(&out, "probsBefore", js_sys::Float32Array::from(e.probs_before.as_slice()));
+            set(&out, "probsAfter", js_sys::Float32Array::from(e.probs_after.as_slice()));
+            set(&out, "faces", e.faces_found as u32);
+            set(&out, "psnr", crate::metrics::psnr(&e.crop_before, &e.crop_after));
+            let bx = Object::new();
+            set(&bx, "x", e.rect.0);
+            set(&bx, "y", e.rect.1);
+            set(&bx, "side", e.rect.2);
+            set(&out, "box", bx);
+            set(&out, "msPerStep", (now_ms() - t0) / steps as f64);
+            Ok(out.into())
+        })
+    }
+}
+
+/// One operation at a time: a second call while one runs is refused, not interleaved.
+struct Busy(Rc<Inner>);
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.busy.set(false);
+    }
+}
+fn begin(inner: &Rc<Inner>) -> Result<Busy, JsValue> {
+    if inner.busy.replace(true) {
+        return Err(JsError::new("busy: another generation or edit is running; cancel it first").into());
+    }
+    inner.cancel.store(false, Ordering::Relaxed);
+    Ok(Busy(inner.clone()))
+}
+
+/// Runs an optimisation, forwarding progress to JS (the loop itself yields to the event loop
+/// after each report, see `platform::yield_now`, so `cancel()` can arrive).
+async fn run_loop<'a, T, F, Fut>(inner: &'a Inner, cb: &'a Function, t0: f64, f: F) -> Result<T, JsValue>
+where
+    F: FnOnce(Box<dyn FnMut(&Progress) -> bool + 'a>) -> Fut,
+    Fut: std::future::Future<Output = crate::Result<T>>,
+{
+    let progress = Box::new(move |p: &Progress| report(cb, p, (now_ms() - t0) / p.step.max(1) as f64) && !inner.cancel.load(Ordering::Relaxed));
+    f(progress).await.map_err(js_err)
+}

@@ -1,0 +1,446 @@
+// The page: attribute picker, generation and editing through the worker, URL state,
+// messages. No framework; the model never runs on this thread.
+
+const $ = (id) => document.getElementById(id);
+// Absolute: the worker resolves relative URLs against its own location (www/).
+const MODEL_URLS = { backboneUrl: new URL('model/vgg16_conv.safetensors', location.href).href, bundleUrl: new URL('model/default.bundle', location.href).href };
+// Uploads larger than this are scaled down before anything else touches them.
+const MAX_UPLOAD_SIDE = 2048;
+const MAX_UPLOAD_BYTES = 64 * 1024 * 1024;
+
+const state = {
+  worker: null,
+  info: null,
+  busy: false,
+  nextId: 1,
+  pending: new Map(),
+  photo: null, // {width, height, rgba} of the uploaded photo (possibly downscaled)
+  result: null, // last image shown in the main canvas
+  before: null, // classifier probabilities of the edited face before the edit
+  backend: new URLSearchParams(location.search).get('backend') === 'cpu' ? 'cpu' : 'auto',
+  timings: {},
+};
+
+// ---------- messages ----------
+function showMessage(text, action) {
+  $('message-text').textContent = text;
+  const btn = $('message-action');
+  if (action) {
+    btn.textContent = action.label;
+    btn.onclick = () => { hideMessage(); action.run(); };
+    btn.hidden = false;
+  } else {
+    btn.hidden = true;
+  }
+  $('message').hidden = false;
+}
+function hideMessage() { $('message').hidden = true; }
+$('message-close').onclick = hideMessage;
+const setStatus = (t) => { $('status').textContent = t; };
+
+// ---------- worker ----------
+function startWorker() {
+  if (state.worker) state.worker.terminate();
+  for (const p of state.pending.values()) p.reject(new Error('the worker was restarted'));
+  state.pending.clear();
+  const w = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+  w.onmessage = ({ data }) => {
+    if (data.type === 'download') return onDownload(data);
+    const p = state.pending.get(data.id);
+    if (!p) return;
+    if (data.type === 'progress') return p.onProgress && p.onProgress(data);
+    state.pending.delete(data.id);
+    if (data.type === 'result') p.resolve(data.result);
+    else {
+      const e = new Error(data.message);
+      e.fatal = data.fatal;
+      p.reject(e);
+    }
+  };
+  w.onerror = (e) => {
+    for (const p of state.pending.values()) {
+      const err = new Error(`the model worker failed: ${e.message || 'unknown error'}`);
+      err.fatal = true;
+      p.reject(err);
+    }
+    state.pending.clear();
+  };
+  state.worker = w;
+}
+
+function call(type, payload = {}, onProgress, transfer = []) {
+  const id = state.nextId++;
+  return new Promise((resolve, reject) => {
+    state.pending.set(id, { resolve, reject, onProgress });
+    state.worker.postMessage({ type, id, ...payload }, transfer);
+  });
+}
+
+const downloads = {};
+function onDownload(d) {
+  downloads[d.label] = d;
+  const all = Object.values(downloads);
+  const loaded = all.reduce((s, x) => s + x.loaded, 0);
+  const total = all.reduce((s, x) => s + (x.total || x.loaded), 0);
+  $('download').value = total ? loaded / total : 0;
+  const cached = all.every((x) => x.cached);
+  setStatus(cached ? 'Loading the model from this browser\'s cache…' : `Downloading the model: ${(loaded / 1e6).toFixed(1)} of ${(total / 1e6).toFixed(1)} MB (once; it is cached for next time)`);
+}
+
+async function loadModel() {
+  setBusy(true);
+  $('download').hidden = false;
+  startWorker();
+  try {
+    const r = await call('load', { backend: state.backend, ...MODEL_URLS });
+    state.info = r.info;
+    state.timings.load = r.ms;
+    state.sizes = r.bytes;
+    $('download').hidden = true;
+    const why = r.why ? ` (${r.why})` : '';
+    setStatus(`Ready: running on ${r.info.backend}${why}.`);
+    document.body.dataset.backend = r.info.backend.startsWith('WebGPU') ? 'webgpu' : 'cpu';
+    buildPicker(r.info);
+    applyUrl();
+    renderInfo();
+  } catch (e) {
+    setStatus('The model could not be loaded.');
+    showMessage(`Could not load the model: ${e.message}`, { label: 'Try again', run: loadModel });
+  } finally {
+    setBusy(false);
+  }
+}
+
+// ---------- attribute picker ----------
+function buildPicker(info) {
+  const list = $('attribute-list');
+  list.textContent = '';
+  const groups = new Map();
+  for (const a of info.attributes) {
+    const g = a.group || 'Other';
+    if (!groups.has(g)) groups.set(g, []);
+    groups.get(g).push(a);
+  }
+  for (const [g, attrs] of groups) {
+    const box = document.createElement('div');
+    box.className = 'group';
+    const h = document.createElement('h3');
+    h.textContent = g === 'Other' ? 'Traits' : `${g} (pick one)`;
+    box.append(h);
+    for (const a of attrs) {
+      const row = document.createElement('div');
+      row.className = 'attr';
+      row.dataset.name = a.name;
+      const label = document.createElement('span');
+      label.className = 'attr-name';
+      label.id = `attr-${a.name}`;
+      label.textContent = a.name.replace(/_/g, ' ');
+      label.title = a.description;
+      const choice = document.createElement('select');
+      choice.setAttribute('aria-labelledby', label.id);
+      for (const [v, t] of [['any', "don't care"], ['yes', 'want'], ['no', 'not']]) choice.append(new Option(t, v));
+      const strength = document.createElement('input');
+      Object.assign(strength, { type: 'range', min: '0.25', max: '1', step: '0.25', value: '1' });
+      strength.setAttribute('aria-label', `${a.name} strength`);
+      strength.disabled = true;
+      choice.onchange = () => {
+        strength.disabled = choice.value === 'any';
+        // Exclusive groups: wanting one member clears the other wanted ones.
+        if (a.group && choice.value === 'yes') {
+          for (const other of list.querySelectorAll('.attr')) {
+            const s = other.querySelector('select');
+            if (other !== row && other.dataset.group === a.group && s.value === 'yes') { s.value = 'any'; s.onchange(); }
+          }
+        }
+        writeUrl();
+      };
+      strength.onchange = writeUrl;
+      row.dataset.group = a.group || '';
+      row.append(label, choice, strength);
+      box.append(row);
+    }
+    list.append(box);
+  }
+}
+
+function attrSpec() {
+  const parts = [];
+  for (const row of $('attribute-list').querySelectorAll('.attr')) {
+    const v = row.querySelector('select').value;
+    if (v === 'any') continue;
+    const s = Number(row.querySelector('input').value);
+    parts.push(`${v === 'no' ? '-' : ''}${row.dataset.name}${s < 1 ? `=${s}` : ''}`);
+  }
+  return parts.join(',');
+}
+
+function setSpec(spec) {
+  const rows = new Map([...$('attribute-list').querySelectorAll('.attr')].map((r) => [r.dataset.name.toLowerCase(), r]));
+  const unknown = [];
+  for (const row of rows.values()) { row.querySelector('select').value = 'any'; row.querySelector('input').disabled = true; }
+  for (let item of spec.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const neg = item.startsWith('-');
+    if (neg) item = item.slice(1);
+    const [name, s] = item.split('=');
+    const row = rows.get(name.toLowerCase());
+    if (!row) { unknown.push(name); continue; }
+    row.querySelector('select').value = neg ? 'no' : 'yes';
+    const input = row.querySelector('input');
+    input.disabled = false;
+    const v = Number(s);
+    input.value = s !== undefined && v > 0 && v <= 1 ? String(v) : '1';
+  }
+  return unknown;
+}
+
+// ---------- URL state ----------
+function writeUrl() {
+  const p = new URLSearchParams();
+  const spec = attrSpec();
+  if (spec) p.set('attrs', spec);
+  p.set('seed', $('seed').value);
+  p.set('model', $('model').value);
+  p.set('steps', $('steps').value);
+  if (state.backend === 'cpu') p.set('backend', 'cpu');
+  history.replaceState(null, '', `${location.pathname}?${p}`);
+}
+
+function applyUrl() {
+  const p = new URLSearchParams(location.search);
+  if (p.has('seed')) $('seed').value = String(Math.max(0, Math.floor(Number(p.get('seed')) || 0)));
+  if (['linear', 'cgmm'].includes(p.get('model'))) $('model').value = p.get('model');
+  else $('model').value = state.info.default_model;
+  if (p.has('steps')) $('steps').value = String(Math.min(1000, Math.max(10, Number(p.get('steps')) || 150)));
+  const unknown = setSpec(p.get('attrs') || '');
+  if (unknown.length) {
+    const valid = state.info.attributes.map((a) => a.name).join(', ');
+    showMessage(`The link asks for unknown attribute${unknown.length > 1 ? 's' : ''} ${unknown.map((u) => `“${u}”`).join(', ')}; ignored. Valid attributes: ${valid}.`);
+  }
+  writeUrl();
+}
+
+// ---------- drawing ----------
+function draw(canvas, img) {
+  const off = new OffscreenCanvas(img.width, img.height);
+  off.getContext('2d').putImageData(new ImageData(new Uint8ClampedArray(img.rgba), img.width, img.height), 0, 0);
+  const ctx = canvas.getContext('2d');
+  if (canvas.id === 'canvas') {
+    // The main canvas takes the image's aspect ratio, at least 256 px on its long side.
+    const scale = Math.max(1, 256 / Math.max(img.width, img.height));
+    canvas.width = Math.round(img.width * scale);
+    canvas.height = Math.round(img.height * scale);
+  }
+  ctx.imageSmoothingQuality = 'high';
+  ctx.drawImage(off, 0, 0, canvas.width, canvas.height);
+}
+
+function renderScores(probs, before) {
+  const body = $('scores').querySelector('tbody');
+  body.textContent = '';
+  state.info.attributes.forEach((a, i) => {
+    const tr = document.createElement('tr');
+    const cell = (p) => {
+      const td = document.createElement('td');
+      if (p === undefined) { td.textContent = '–'; return td; }
+      const bar = document.createElement('meter');
+      Object.assign(bar, { min: 0, max: 1, value: p });
+      bar.setAttribute('aria-label', `${a.name} ${(100 * p).toFixed(0)}%`);
+      td.append(bar, ` ${(100 * p).toFixed(0)}%`);
+      return td;
+    };
+    const th = document.createElement('th');
+    th.scope = 'row';
+    th.textContent = a.name.replace(/_/g, ' ');
+    tr.append(th, cell(before ? before[i] : undefined), cell(probs[i]));
+    body.append(tr);
+  });
+}
+
+function renderInfo() {
+  const dl = $('info');
+  dl.textContent = '';
+  const add = (k, v) => { const dt = document.createElement('dt'); dt.textContent = k; const dd = document.createElement('dd'); dd.textContent = v; dl.append(dt, dd); };
+  const i = state.info;
+  add('Compute', i.backend);
+  add('Image size', `${i.image_size} px`);
+  if (i.report && i.report.mean_accuracy) add('Classifier (held-out)', `${(100 * i.report.mean_accuracy).toFixed(1)}% mean accuracy, ${(100 * i.report.mean_balanced).toFixed(1)}% balanced`);
+  if (state.sizes) add('Downloaded', `backbone ${(state.sizes.backbone / 1e6).toFixed(1)} MB, model ${(state.sizes.bundle / 1e6).toFixed(1)} MB`);
+  if (state.timings.load) add('Start-up', `${(state.timings.load / 1000).toFixed(1)} s`);
+  if (state.timings.run) add('Last run', `${(state.timings.run.total / 1000).toFixed(1)} s, ${state.timings.run.perStep.toFixed(0)} ms per step`);
+}
+
+// ---------- running ----------
+function setBusy(b) {
+  state.busy = b;
+  $('generate').disabled = b || !state.info;
+  $('edit').disabled = b || !state.info || !state.photo;
+  $('cancel').disabled = !b;
+  $('backend').disabled = b;
+}
+
+function onProgress(p) {
+  $('progress').value = p.step / p.steps;
+  $('progress-text').textContent = `Step ${p.step} of ${p.steps} · loss ${p.loss.toFixed(4)} · ${p.msPerStep.toFixed(0)} ms per step`;
+  if (p.preview) draw($('canvas'), p.preview);
+}
+
+async function run(kind, payload, transfer) {
+  hideMessage();
+  setBusy(true);
+  $('verdict').textContent = '';
+  $('progress').value = 0;
+  $('progress-text').textContent = 'Starting…';
+  const t0 = performance.now();
+  try {
+    const r = await call(kind, payload, onProgress, transfer);
+    state.timings.run = { total: performance.now() - t0, perStep: r.msPerStep };
+    state.result = r.image;
+    draw($('canvas'), r.image);
+    $('download-png').disabled = false;
+    $('share').disabled = kind !== 'generate';
+    $('progress-text').textContent = `Done in ${((performance.now() - t0) / 1000).toFixed(1)} s (${r.msPerStep.toFixed(0)} ms per step).`;
+    renderInfo();
+    return r;
+  } catch (e) {
+    $('progress-text').textContent = '';
+    if (/^cancelled/.test(e.message)) {
+      $('progress-text').textContent = `Cancelled (${e.message.replace('cancelled ', '')}).`;
+    } else if (e.fatal) {
+      showMessage(`The compute backend failed (${e.message}). Restarting on the CPU.`);
+      state.backend = 'cpu';
+      $('backend').value = 'cpu';
+      loadModel();
+    } else if (/no face found/.test(e.message) && kind === 'alter') {
+      showMessage(`No face found in this photo. ${e.message.replace(/^.*no face found/, 'No face found')}`, {
+        label: 'Edit the centre instead',
+        run: () => runEdit(true),
+      });
+    } else {
+      showMessage(e.message);
+    }
+    return null;
+  } finally {
+    setBusy(false);
+  }
+}
+
+async function runGenerate() {
+  writeUrl();
+  const opts = { seed: Number($('seed').value) >>> 0, steps: Number($('steps').value), model: $('model').value };
+  $('comparison').hidden = true;
+  const r = await run('generate', { attrs: attrSpec(), opts });
+  if (!r) return;
+  renderScores(r.probs);
+  $('verdict').textContent = r.faceFound ? 'The face detector finds a face in it.' : 'The face detector does not find a face in it: try another seed or more steps.';
+  $('verdict').dataset.face = String(r.faceFound);
+}
+
+async function runEdit(centreIfNoFace = false) {
+  const attrs = attrSpec();
+  if (!attrs) return showMessage('Choose at least one attribute to change (want or not).');
+  const photo = state.photo;
+  const image = { width: photo.width, height: photo.height, rgba: photo.rgba.slice() };
+  const opts = { strength: Number($('edit-strength').value), steps: Number($('edit-steps').value), centreIfNoFace };
+  const r = await run('alter', { attrs, opts, image }, [image.rgba.buffer]);
+  if (!r) return;
+  $('comparison').hidden = false;
+  draw($('before'), r.before);
+  draw($('after'), r.after);
+  renderScores(r.probsAfter, r.probsBefore);
+  $('verdict').textContent = `The edited face is ${r.psnr.toFixed(1)} dB PSNR from the original face.`;
+  $('verdict').dataset.psnr = String(r.psnr);
+  if (r.faces > 1) showMessage(`${r.faces} faces found; the largest was edited.`);
+}
+
+// ---------- uploads ----------
+async function readPhoto(file) {
+  if (!file) return;
+  hideMessage();
+  if (file.size === 0) return showMessage(`“${file.name}” is empty (0 bytes): choose a photo.`);
+  if (file.size > MAX_UPLOAD_BYTES) return showMessage(`“${file.name}” is ${(file.size / 1e6).toFixed(0)} MB; photos up to ${MAX_UPLOAD_BYTES / 1e6} MB are accepted.`);
+  let bmp;
+  try {
+    bmp = await createImageBitmap(file);
+  } catch {
+    return showMessage(`“${file.name}” is not an image this browser can read (JPEG, PNG, WebP…).`);
+  }
+  let { width, height } = bmp;
+  let note = '';
+  if (Math.max(width, height) > MAX_UPLOAD_SIDE) {
+    const s = MAX_UPLOAD_SIDE / Math.max(width, height);
+    const w = Math.max(1, Math.round(width * s));
+    const h = Math.max(1, Math.round(height * s));
+    bmp.close();
+    bmp = await createImageBitmap(file, { resizeWidth: w, resizeHeight: h, resizeQuality: 'high' });
+    note = `Scaled down from ${width}×${height} to ${w}×${h}.`;
+    width = w; height = h;
+  }
+  const off = new OffscreenCanvas(width, height);
+  const ctx = off.getContext('2d');
+  ctx.drawImage(bmp, 0, 0);
+  bmp.close();
+  const rgba = new Uint8Array(ctx.getImageData(0, 0, width, height).data.buffer);
+  state.photo = { width, height, rgba };
+  state.result = { width, height, rgba };
+  draw($('canvas'), state.photo);
+  $('download-png').disabled = true;
+  setBusy(state.busy);
+  $('progress-text').textContent = `Photo ${width}×${height} loaded. ${note} Choose attributes and press “Edit the face”.`;
+  if (!state.busy) {
+    try {
+      const r = await call('classify', { image: { width, height, rgba: rgba.slice() } });
+      renderScores(r.probs);
+      if (r.faces === 0) showMessage('No face found in this photo; an edit would need the centre of the photo.', { label: 'Edit the centre', run: () => runEdit(true) });
+    } catch (e) {
+      showMessage(e.message);
+    }
+  }
+}
+
+// ---------- wiring ----------
+function selectTab(edit) {
+  $('tab-generate').setAttribute('aria-selected', String(!edit));
+  $('tab-edit').setAttribute('aria-selected', String(edit));
+  $('generate-panel').hidden = edit;
+  $('edit-panel').hidden = !edit;
+}
+
+function wire() {
+  $('tab-generate').onclick = () => selectTab(false);
+  $('tab-edit').onclick = () => selectTab(true);
+  $('generate').onclick = runGenerate;
+  $('edit').onclick = () => runEdit(false);
+  $('cancel').onclick = () => state.worker && state.worker.postMessage({ type: 'cancel' });
+  $('dice').onclick = () => { $('seed').value = String(crypto.getRandomValues(new Uint32Array(1))[0]); writeUrl(); };
+  for (const id of ['seed', 'model', 'steps']) $(id).onchange = writeUrl;
+  $('edit-strength').oninput = () => { $('edit-strength-out').textContent = $('edit-strength').value; };
+  $('backend').onchange = () => { state.backend = $('backend').value; loadModel(); };
+  $('file').onchange = (e) => { readPhoto(e.target.files[0]); e.target.value = ''; };
+  $('camera').onchange = (e) => { readPhoto(e.target.files[0]); e.target.value = ''; };
+  const drop = $('drop');
+  drop.ondragover = (e) => { e.preventDefault(); drop.classList.add('over'); };
+  drop.ondragleave = () => drop.classList.remove('over');
+  drop.ondrop = (e) => { e.preventDefault(); drop.classList.remove('over'); selectTab(true); readPhoto(e.dataTransfer.files[0]); };
+  $('download-png').onclick = () => {
+    const img = state.result;
+    if (!img) return;
+    const c = document.createElement('canvas');
+    c.width = img.width; c.height = img.height;
+    c.getContext('2d').putImageData(new ImageData(new Uint8ClampedArray(img.rgba), img.width, img.height), 0, 0);
+    c.toBlob((blob) => {
+      const a = document.createElement('a');
+      a.href = URL.createObjectURL(blob);
+      a.download = `deepface-${attrSpec().replace(/[^A-Za-z0-9_=,.-]/g, '') || 'face'}-${$('seed').value}.png`;
+      a.click();
+      setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+    }, 'image/png');
+  };
+  $('share').onclick = async () => {
+    writeUrl();
+    try { await navigator.clipboard.writeText(location.href); setStatus('Link copied: it reproduces this face.'); } catch { setStatus(location.href); }
+  };
+}
+
+wire();
+$('backend').value = state.backend;
+loadModel();

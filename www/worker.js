@@ -1,0 +1,113 @@
+// The model runs here, off the page's thread: loading (with download progress and the Cache
+// API), generation, editing and classification. Messages in: {type, id, ...}; out: progress,
+// results and errors tagged with the same id.
+import init, { DeepFace } from '../pkg/deepface.js';
+
+const CACHE = 'deepface-models-v1';
+let df = null;
+
+const post = (msg, transfer) => self.postMessage(msg, transfer || []);
+
+// Fetches a model file, from the Cache API when it is there, reporting bytes as they arrive.
+async function fetchModel(url, label) {
+  const cache = 'caches' in self ? await caches.open(CACHE).catch(() => null) : null;
+  const hit = cache && (await cache.match(url));
+  if (hit) {
+    const buf = new Uint8Array(await hit.arrayBuffer());
+    post({ type: 'download', label, loaded: buf.length, total: buf.length, cached: true });
+    return buf;
+  }
+  let res;
+  try {
+    res = await fetch(url);
+  } catch (e) {
+    throw new Error(`could not download the ${label} (${url}): ${e.message}`);
+  }
+  if (!res.ok) throw new Error(`could not download the ${label} (${url}): HTTP ${res.status}`);
+  const total = Number(res.headers.get('content-length')) || 0;
+  const reader = res.body.getReader();
+  const parts = [];
+  let loaded = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    parts.push(value);
+    loaded += value.length;
+    post({ type: 'download', label, loaded, total, cached: false });
+  }
+  const buf = new Uint8Array(loaded);
+  let at = 0;
+  for (const p of parts) { buf.set(p, at); at += p.length; }
+  if (cache) await cache.put(url, new Response(buf.slice())).catch(() => {});
+  return buf;
+}
+
+// WebGPU only when the browser offers an adapter; otherwise the CPU backend.
+async function chooseBackend(pref) {
+  if (pref === 'cpu') return { backend: 'cpu', why: 'CPU chosen' };
+  if (!('gpu' in navigator)) return { backend: 'cpu', why: 'this browser has no WebGPU' };
+  try {
+    const adapter = await navigator.gpu.requestAdapter();
+    if (!adapter) return { backend: 'cpu', why: 'WebGPU offered no adapter' };
+  } catch (e) {
+    return { backend: 'cpu', why: `WebGPU failed: ${e.message}` };
+  }
+  return { backend: 'webgpu', why: '' };
+}
+
+const progress = (id) => (p) => {
+  const msg = { type: 'progress', id, step: p.step, steps: p.steps, loss: p.loss, msPerStep: p.msPerStep };
+  const transfer = [];
+  if (p.preview) {
+    msg.preview = p.preview;
+    transfer.push(p.preview.rgba.buffer);
+  }
+  post(msg, transfer);
+  return true;
+};
+
+const handlers = {
+  async load({ backend: pref, backboneUrl, bundleUrl }) {
+    const t0 = performance.now();
+    await init();
+    const [backbone, bundle] = await Promise.all([fetchModel(backboneUrl, 'backbone'), fetchModel(bundleUrl, 'model bundle')]);
+    const { backend, why } = await chooseBackend(pref);
+    df = null;
+    df = await DeepFace.load(backbone, bundle, backend);
+    const info = df.info();
+    return { info, why, bytes: { backbone: backbone.length, bundle: bundle.length }, ms: performance.now() - t0 };
+  },
+  async generate({ id, attrs, opts }) {
+    return df.generate(attrs, opts, progress(id));
+  },
+  async alter({ id, image, attrs, opts }) {
+    return df.alter(image.rgba, image.width, image.height, attrs, opts, progress(id));
+  },
+  async classify({ image }) {
+    return df.classify(image.rgba, image.width, image.height);
+  },
+  async check({ attrs }) {
+    df.check_attributes(attrs);
+    return true;
+  },
+};
+
+self.onmessage = async ({ data }) => {
+  if (data.type === 'cancel') {
+    if (df) df.cancel();
+    return;
+  }
+  const h = handlers[data.type];
+  if (!h) return post({ type: 'error', id: data.id, message: `unknown request ${data.type}` });
+  if (data.type !== 'load' && !df) return post({ type: 'error', id: data.id, message: 'the model is not loaded yet' });
+  try {
+    const result = await h(data);
+    const transfer = [];
+    for (const k of ['image', 'before', 'after']) if (result && result[k] && result[k].rgba) transfer.push(result[k].rgba.buffer);
+    post({ type: 'result', id: data.id, result }, transfer);
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e);
+    // A Rust panic leaves the module unusable ("unreachable"): the page restarts the worker.
+    post({ type: 'error', id: data.id, message, fatal: /unreachable|RuntimeError|memory access out of bounds/i.test(message) || e instanceof WebAssembly.RuntimeError });
+  }
+};
