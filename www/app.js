@@ -311,7 +311,7 @@ async function run(kind, payload, transfer) {
       $('backend').value = 'cpu';
       loadModel();
     } else if (/no face found/.test(e.message) && kind === 'alter') {
-      showMessage(`No face found in this photo. ${e.message.replace(/^.*no face found/, 'No face found')}`, {
+      showMessage('No face found in this photo: try a frontal, well-lit face, or edit the centre of the photo.', {
         label: 'Edit the centre instead',
         run: () => runEdit(true),
       });
