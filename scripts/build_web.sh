@@ -19,5 +19,7 @@ if [ "${DEEPFACE_WASM_OPT:-1}" != 0 ] && command -v wasm-opt >/dev/null; then
   wasm-opt -O2 --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals pkg/deepface_bg.wasm -o pkg/deepface_bg.opt.wasm
   mv pkg/deepface_bg.opt.wasm pkg/deepface_bg.wasm
 fi
+# The page downloads the backbone only as deep as the models read (conv5_1): 20 of 29 MB.
+python3 scripts/trim_backbone.py model/vgg16_conv.safetensors pkg/vgg16_conv5_1.safetensors --upto conv5_1
 ls -l pkg/deepface_bg.wasm
 [ -f model/default.bundle ] || { echo "model/default.bundle is missing: run deepface fit (see README)"; exit 1; }

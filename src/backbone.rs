@@ -98,6 +98,11 @@ pub struct Manifest {
     /// sha256 of the backbone file; only in the side-car JSON (a file cannot hold its own hash).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// For a file cut after its first layers (the browser downloads only the convolutions the
+    /// models use, see `scripts/trim_backbone.py`): the sha256 of the full file it was cut
+    /// from, which is what model bundles record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trimmed_from: Option<String>,
 }
 
 impl Manifest {
@@ -117,6 +122,7 @@ impl Manifest {
             source,
             licence: "VGG16 weights: Simonyan & Zisserman, CC BY 4.0".into(),
             sha256: None,
+            trimmed_from: None,
         }
     }
 }
@@ -180,8 +186,14 @@ pub fn decode(bytes: &[u8], name: &str) -> Result<(ConvWeights, Manifest)> {
     if manifest.format != FORMAT || manifest.version != VERSION {
         return Err(Error::format(name, format!("backbone format {} v{}, this build reads {FORMAT} v{VERSION}", manifest.format, manifest.version)));
     }
-    let mut layers = Vec::with_capacity(13);
-    for (i, conv) in CONV_NAMES.iter().enumerate() {
+    // All 13 convolutions, or (a trimmed file) the first few, in order.
+    let n = manifest.layers.len();
+    if n == 0 || n > 13 || manifest.layers.iter().zip(CONV_NAMES).any(|(l, c)| l.name != c) {
+        let names: Vec<&str> = manifest.layers.iter().map(|l| l.name.as_str()).collect();
+        return Err(Error::format(name, format!("the manifest lists layers {names:?}; expected the first 1 to 13 of {CONV_NAMES:?} in order")));
+    }
+    let mut layers = Vec::with_capacity(n);
+    for (i, conv) in CONV_NAMES.iter().enumerate().take(n) {
         let (cin, cout) = CONV_CHANNELS[i];
         let weight = read_f32(&st, &format!("{conv}.weight"), &[cout, cin, 3, 3], name)?;
         let bias = read_f32(&st, &format!("{conv}.bias"), &[cout], name)?;

@@ -247,9 +247,34 @@ impl Bundle {
         })
     }
 
-    /// The backbone must be the one the bundle was fitted with: activations of another
-    /// network mean nothing to the fitted models.
+    /// Every layer the bundle's models read: what a trimmed backbone must still reach.
+    pub fn layers_used(&self) -> Vec<Layer> {
+        let mut l: Vec<Layer> = self.linear.layers.iter().map(|(l, _)| *l).collect();
+        l.push(self.cgmm.layer);
+        l.extend(crate::classifier::feature_layers());
+        l.sort();
+        l.dedup();
+        l
+    }
+
+    /// The backbone must be the one the bundle was fitted with (or a trimmed copy of it that
+    /// still reaches every layer the models use): activations of another network mean
+    /// nothing to the fitted models.
     pub fn check_backbone(&self, sha256: &str) -> Result<()> {
+        self.check_backbone_file(sha256, None, None)
+    }
+
+    /// As [`Bundle::check_backbone`], for a file whose manifest may say it was trimmed from
+    /// the full backbone, and whose network stops at `deepest`.
+    pub fn check_backbone_file(&self, sha256: &str, trimmed_from: Option<&str>, deepest: Option<Layer>) -> Result<()> {
+        if let (Some(from), Some(deepest)) = (trimmed_from, deepest) {
+            if from == self.backbone_sha256 {
+                if let Some(l) = self.layers_used().into_iter().find(|&l| l > deepest) {
+                    return Err(Error::invalid("model", format!("the bundle uses layer {l}, but this backbone was trimmed after {deepest}: load the full backbone")));
+                }
+                return Ok(());
+            }
+        }
         if self.backbone_sha256 != sha256 {
             return Err(Error::invalid(
                 "model",

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::attributes::Vocabulary;
 use crate::vgg::{Layer, Vgg16};
+#[cfg(not(target_arch = "wasm32"))]
 use crate::{Error, Result};
 
 /// Activations are average-pooled to GRID x GRID cells: position matters (a smile is at the
@@ -79,14 +80,6 @@ impl Classifier {
                 Head::Single { .. } => 1,
             })
             .sum()
-    }
-
-    pub fn check(&self, what: &str) -> Result<()> {
-        let (f, l) = (feature_dim(), self.logits_len());
-        if self.feat_mean.len() != f || self.feat_std.len() != f || self.weight.len() != f * l || self.bias.len() != l {
-            return Err(Error::format(what, format!("classifier tensors do not fit {f} features x {l} logits")));
-        }
-        Ok(())
     }
 
     pub fn to_device(&self, device: &Device) -> DeviceClassifier {
@@ -292,8 +285,8 @@ pub fn train(heads: Vec<Head>, x: &[f32], labels: &[&[i8]], l2: f32, epochs: usi
             let grads = loss.backward();
             let gw = wa.grad(&grads).ok_or_else(|| Error::Backend("no gradient for the classifier weights".into()))?;
             let gb = ba.grad(&grads).ok_or_else(|| Error::Backend("no gradient for the classifier bias".into()))?;
-            (w, mw, vw) = adam(w, mw, vw, gw, t, 1e-3);
-            (b, mb, vb) = adam(b, mb, vb, gb, t, 1e-3);
+            (w, mw, vw) = crate::invert::adam_step(w, mw, vw, gw, t, 1e-3);
+            (b, mb, vb) = crate::invert::adam_step(b, mb, vb, gb, t, 1e-3);
         }
     }
     let weight = crate::imageops::read_native(w)?;
@@ -326,13 +319,4 @@ fn head_loss(heads: &[Head], z: Tensor<2>, target: Tensor<2>, pos_w: Tensor<2>, 
         at += h.width();
     }
     total.expect("at least one head")
-}
-
-#[cfg(not(target_arch = "wasm32"))]
-fn adam(p: Tensor<2>, m: Tensor<2>, v: Tensor<2>, g: Tensor<2>, t: i32, lr: f32) -> (Tensor<2>, Tensor<2>, Tensor<2>) {
-    let (b1, b2) = (0.9f32, 0.999f32);
-    let m = m.mul_scalar(b1) + g.clone().mul_scalar(1.0 - b1);
-    let v = v.mul_scalar(b2) + g.square().mul_scalar(1.0 - b2);
-    let step = lr * (1.0 - b2.powi(t)).sqrt() / (1.0 - b1.powi(t));
-    (p - m.clone().div(v.clone().sqrt().add_scalar(1e-8)).mul_scalar(step), m, v)
 }

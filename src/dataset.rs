@@ -155,10 +155,7 @@ impl Dataset {
             files.push((CONFIDENCE_FILE, c));
         }
         for (name, text) in files {
-            let path = self.root.join(name);
-            let tmp = self.root.join(format!(".{name}.partial"));
-            std::fs::write(&tmp, text).map_err(io(&tmp))?;
-            std::fs::rename(&tmp, &path).map_err(io(&path))?;
+            crate::platform::write_atomic(&self.root.join(name), |f| f.write_all(text.as_bytes()))?;
         }
         Ok(())
     }

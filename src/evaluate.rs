@@ -22,15 +22,9 @@ pub struct Generated {
     pub probs: Vec<f32>,
 }
 
-/// Classifier probabilities for one image (resized to the bundle's size).
-pub fn classify(vgg: &Vgg16, bundle: &Bundle, img: &RgbImage, device: &Device) -> Result<Vec<f32>> {
-    let s = bundle.image_size;
-    let x = imageops::to_tensor(&imageops::square(img, s), device);
-    imageops::read_native(bundle.classifier.to_device(device).probs(vgg, x))
-}
-
 /// Generates every (model, set, seed) face; sets a model cannot express are skipped.
 pub fn run(vgg: &Vgg16, bundle: &Bundle, sets: &[String], seeds: &[u64], steps: usize, device: &Device) -> Result<Vec<Generated>> {
+    let clf = bundle.classifier.to_device(device);
     let mut out = Vec::new();
     for model in [ModelKind::Linear, ModelKind::Cgmm] {
         for (k, spec) in sets.iter().enumerate() {
@@ -46,7 +40,7 @@ pub fn run(vgg: &Vgg16, bundle: &Bundle, sets: &[String], seeds: &[u64], steps: 
                     }
                     Err(e) => return Err(e),
                 };
-                let probs = classify(vgg, bundle, &r.image, device)?;
+                let probs = pollster::block_on(crate::edit::classify(vgg, &clf, &r.image, bundle.image_size, device))?;
                 eprintln!("{model:?} `{spec}` seed {seed}: {:.1} s", t.elapsed().as_secs_f64());
                 out.push(Generated { model, set: k, seed, image: r.image, probs });
             }

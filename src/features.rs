@@ -1,7 +1,6 @@
 //! VGG activations of a whole data set, computed in batches and cached on disk (f16), so
 //! that re-fitting with other settings costs seconds instead of a pass through the network.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor};
@@ -129,16 +128,11 @@ fn read_cache(path: &Path, shapes: &[(Layer, [usize; 3])], dim: usize, rows: usi
 /// Written under a temporary name and renamed: an interrupted run leaves no cache that
 /// would later be read as complete.
 fn write_cache(path: &Path, feats: &Features) -> Result<()> {
-    let io = |e| Error::io(path.display(), e);
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
-    let tmp = path.with_extension("partial");
-    let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(io)?);
-    f.write_all(MAGIC).map_err(io)?;
-    for v in &feats.data {
-        f.write_all(&v.to_le_bytes()).map_err(io)?;
-    }
-    f.into_inner().map_err(|e| io(e.into_error()))?.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    crate::platform::write_atomic(path, |f| {
+        f.write_all(MAGIC)?;
+        for v in &feats.data {
+            f.write_all(&v.to_le_bytes())?;
+        }
+        Ok(())
+    })
 }

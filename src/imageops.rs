@@ -33,6 +33,21 @@ pub fn decode(bytes: &[u8], what: &str) -> Result<RgbImage> {
     Ok(img.to_rgb8())
 }
 
+/// An RGBA buffer as the browser hands it over (canvas pixels), checked against its size.
+pub fn from_rgba(data: &[u8], width: u32, height: u32) -> Result<RgbImage> {
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels == 0 || data.len() as u64 != pixels * 4 {
+        return Err(Error::Image { what: "upload".into(), reason: format!("{} bytes do not make a {width}x{height} RGBA image", data.len()) });
+    }
+    if pixels > MAX_PIXELS {
+        return Err(Error::Image { what: "upload".into(), reason: format!("{width}x{height} is more than {MAX_PIXELS} pixels") });
+    }
+    Ok(RgbImage::from_fn(width, height, |x, y| {
+        let i = (u64::from(y) * u64::from(width) + u64::from(x)) as usize * 4;
+        image::Rgb([data[i], data[i + 1], data[i + 2]])
+    }))
+}
+
 #[cfg(not(target_arch = "wasm32"))]
 pub fn load(path: &std::path::Path) -> Result<RgbImage> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path.display(), e))?;

@@ -47,6 +47,9 @@ pub struct InvertConfig {
     /// Read the loss back (and offer a preview) every this many steps. Each read waits for
     /// the device, so the browser uses a larger value than native code.
     pub report_every: usize,
+    /// Fault injection for tests: from this step on the loss is multiplied by NaN, so the
+    /// divergence check and the messages built on it can be exercised end to end. None in use.
+    pub poison_at: Option<usize>,
 }
 
 impl Default for InvertConfig {
@@ -64,6 +67,7 @@ impl Default for InvertConfig {
             init_noise: 0.05,
             seed: 0,
             report_every: 10,
+            poison_at: None,
         }
     }
 }
@@ -188,6 +192,16 @@ pub async fn invert(
     optimise(init, cfg, cancel, previews, on_progress, |x, shift| objective(vgg, x, targets, &inv_norms, cfg, shift)).await
 }
 
+/// One bias-corrected Adam update (beta 0.9 / 0.999): returns the new parameters and moments.
+/// Shared by the pixel optimiser and the classifier's training.
+pub fn adam_step<const D: usize>(p: Tensor<D>, m: Tensor<D>, v: Tensor<D>, g: Tensor<D>, t: i32, lr: f32) -> (Tensor<D>, Tensor<D>, Tensor<D>) {
+    let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-8f32);
+    let m = m.mul_scalar(b1) + g.clone().mul_scalar(1.0 - b1);
+    let v = v.mul_scalar(b2) + g.square().mul_scalar(1.0 - b2);
+    let step = lr * (1.0 - b2.powi(t)).sqrt() / (1.0 - b1.powi(t));
+    (p - m.clone().div(v.clone().sqrt().add_scalar(eps)).mul_scalar(step), m, v)
+}
+
 /// Adam on the pixels of `init` (kept in [0, 1]) against any differentiable `loss(x, shift)`,
 /// with jitter, cosine learning-rate decay, progress, cancel and divergence checks: the loop
 /// shared by inversion and the class-visualisation baseline.
@@ -200,7 +214,6 @@ pub async fn optimise(
     loss_of: impl Fn(Tensor<4>, (i64, i64)) -> Tensor<1>,
 ) -> Result<Inverted> {
     cfg.validate()?;
-    let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-8f32);
     let mut x = init.without_autodiff();
     let mut m = x.zeros_like();
     let mut v = x.zeros_like();
@@ -218,7 +231,10 @@ pub async fn optimise(
             (0, 0)
         };
         let xa = x.clone().autodiff().require_grad();
-        let loss = loss_of(xa.clone(), shift);
+        let mut loss = loss_of(xa.clone(), shift);
+        if cfg.poison_at.is_some_and(|p| step >= p) {
+            loss = loss.mul_scalar(f32::NAN);
+        }
         let grads = loss.backward();
         let g = xa.grad(&grads).ok_or_else(|| Error::Backend("no gradient reached the image".into()))?;
         let report = step % report_every == 0 || step == cfg.steps;
@@ -228,17 +244,14 @@ pub async fn optimise(
                 return Err(Error::NonFinite { step, value: loss_value });
             }
         }
-        m = m.mul_scalar(b1) + g.clone().mul_scalar(1.0 - b1);
-        v = v.mul_scalar(b2) + g.square().mul_scalar(1.0 - b2);
-        let t = step as i32;
         let lr = if cfg.lr_decay {
             let p = (step - 1) as f32 / cfg.steps.max(2).saturating_sub(1) as f32;
             cfg.lr * (0.1 + 0.9 * 0.5 * (1.0 + (std::f32::consts::PI * p).cos()))
         } else {
             cfg.lr
         };
-        let step_size = lr * (1.0 - b2.powi(t)).sqrt() / (1.0 - b1.powi(t));
-        x = (x - m.clone().div(v.clone().sqrt().add_scalar(eps)).mul_scalar(step_size)).clamp(0.0, 1.0);
+        let (nx, nm, nv) = adam_step(x, m, v, g, step as i32, lr);
+        (x, m, v) = (nx.clamp(0.0, 1.0), nm, nv);
         if report {
             let image = if previews { Some(tensor_to_image(x.clone()).await?) } else { None };
             if !on_progress(&Progress { step, steps: cfg.steps, loss: loss_value, image }) {

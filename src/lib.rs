@@ -4,6 +4,7 @@
 //! `flex` as the fallback): every function takes a burn [`Device`](burn::tensor::Device).
 
 pub mod attributes;
+pub mod bench;
 pub mod backbone;
 pub mod bundle;
 #[cfg(not(target_arch = "wasm32"))]

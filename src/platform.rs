@@ -23,3 +23,20 @@ pub async fn yield_now() {
 
 #[cfg(not(target_arch = "wasm32"))]
 pub async fn yield_now() {}
+
+/// Writes a file under a temporary name, then renames it: an interrupted run never leaves a
+/// half-written file under the final name (which a later run would read as complete).
+/// Creates the parent folder.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn write_atomic(path: &std::path::Path, write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>) -> crate::Result<()> {
+    let io = |e| crate::Error::io(path.display(), e);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let name = path.file_name().map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = path.with_file_name(format!(".{name}.partial"));
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(io)?);
+    write(&mut f).map_err(io)?;
+    f.into_inner().map_err(|e| io(e.into_error()))?.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}

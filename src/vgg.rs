@@ -66,6 +66,21 @@ impl Layer {
         let s = size >> self.pools_before();
         [self.channels(), s, s]
     }
+    /// Multiply-adds x 2 of the convolutions a forward pass runs to reach this layer for a
+    /// square `size` px input (pools and ReLUs are a rounding error next to them).
+    pub fn forward_flops(self, size: usize) -> f64 {
+        let mut conv = 0;
+        let mut flops = 0.0;
+        for (i, name) in LAYER_NAMES[..=self.0].iter().enumerate() {
+            if name.starts_with("conv") {
+                let (cin, cout) = CONV_CHANNELS[conv];
+                let s = (size >> Layer(i).pools_before()) as f64;
+                flops += 2.0 * 9.0 * (cin * cout) as f64 * s * s;
+                conv += 1;
+            }
+        }
+        flops
+    }
     pub fn all() -> impl Iterator<Item = Layer> {
         (0..LAYER_NAMES.len()).map(Layer)
     }
@@ -127,6 +142,16 @@ impl Vgg16 {
         Vgg16 { weights, biases, mean }
     }
 
+    /// Whether this network's weights reach `layer` (a trimmed backbone stops early).
+    pub fn reaches(&self, layer: Layer) -> bool {
+        LAYER_NAMES[..=layer.0].iter().filter(|n| n.starts_with("conv")).count() <= self.weights.len()
+    }
+
+    /// The deepest layer these weights compute.
+    pub fn deepest(&self) -> Layer {
+        Layer(LAYER_NAMES.iter().position(|n| *n == CONV_NAMES[self.weights.len() - 1]).expect("conv names are layer names"))
+    }
+
     /// Activations of `layers` (in the order asked) for `rgb`, a [N, 3, H, W] batch of RGB
     /// images in [0, 1]. Nothing past the deepest requested layer is computed.
     pub fn forward(&self, rgb: Tensor<4>, layers: &[Layer]) -> Vec<Tensor<4>> {
@@ -167,4 +192,20 @@ fn reverse_input_channels(w: &[f32], cout: usize, cin: usize) -> Vec<f32> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod flop_tests {
+    use super::Layer;
+
+    #[test]
+    fn vgg16_conv_flops_match_the_published_count() {
+        // VGG16's 13 convolutions at 224 px: 15.35 G multiply-adds (the often quoted 15.5 G
+        // includes the fully connected layers).
+        let all: Layer = "conv5_3".parse().unwrap();
+        let g = all.forward_flops(224) / 2e9;
+        assert!((15.3..15.4).contains(&g), "{g} GMAC");
+        let c11: Layer = "conv1_1".parse().unwrap();
+        assert_eq!(c11.forward_flops(224), 2.0 * 9.0 * 3.0 * 64.0 * 224.0 * 224.0);
+    }
 }

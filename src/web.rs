@@ -67,20 +67,6 @@ fn image_obj(img: &RgbImage) -> Object {
     o
 }
 
-fn from_rgba(data: &[u8], width: u32, height: u32) -> Result<RgbImage, Error> {
-    let pixels = u64::from(width) * u64::from(height);
-    if pixels == 0 || data.len() as u64 != pixels * 4 {
-        return Err(Error::Image { what: "upload".into(), reason: format!("{} bytes do not make a {width}x{height} RGBA image", data.len()) });
-    }
-    if pixels > crate::imageops::MAX_PIXELS {
-        return Err(Error::Image { what: "upload".into(), reason: format!("{width}x{height} is more than {} pixels", crate::imageops::MAX_PIXELS) });
-    }
-    Ok(RgbImage::from_fn(width, height, |x, y| {
-        let i = ((y * width + x) * 4) as usize;
-        image::Rgb([data[i], data[i + 1], data[i + 2]])
-    }))
-}
-
 /// Calls the JS progress callback; its return value `false` cancels.
 fn report(cb: &Function, p: &Progress, ms_per_step: f64) -> bool {
     let o = Object::new();
@@ -119,6 +105,8 @@ struct GenOpts {
     model: Option<String>,
     temperature: Option<f32>,
     gain: Option<f32>,
+    /// Fault injection (tests): the loss turns NaN from this step on.
+    nan_at_step: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -163,8 +151,9 @@ impl DeepFace {
     /// "cpu" or "auto"). Rejects a corrupt or mismatched file with the reason.
     pub async fn load(backbone_bytes: Vec<u8>, bundle_bytes: Vec<u8>, backend: String) -> Result<DeepFace, JsValue> {
         let bundle = Bundle::from_bytes(&bundle_bytes, "model bundle").map_err(js_err)?;
-        bundle.check_backbone(&backbone::sha256_hex(&backbone_bytes)).map_err(js_err)?;
-        let (weights, _) = backbone::decode(&backbone_bytes, "backbone").map_err(js_err)?;
+        let (weights, manifest) = backbone::decode(&backbone_bytes, "backbone").map_err(js_err)?;
+        let deepest: crate::vgg::Layer = crate::vgg::CONV_NAMES[weights.layers.len() - 1].parse().map_err(js_err)?;
+        bundle.check_backbone_file(&backbone::sha256_hex(&backbone_bytes), manifest.trimmed_from.as_deref(), Some(deepest)).map_err(js_err)?;
         let (device, backend) = pick_device(&backend).await;
         let vgg = Vgg16::new(&weights, &device);
         let clf = bundle.classifier.to_device(&device);
@@ -202,6 +191,23 @@ impl DeepFace {
         self.inner.cancel.store(true, Ordering::Relaxed);
     }
 
+    /// The inversion-step benchmark of `deepface bench` on this backend: resolves to
+    /// {msPerStep, msPerStepMin, forwardMs, gflopsStep} (median of `runs`).
+    pub fn bench(&self, layers: String, size: u32, steps: u32, runs: u32) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let _guard = begin(&inner)?;
+            let layers = crate::vgg::parse_layers(&layers).map_err(js_err)?;
+            let t = crate::bench::time_steps(&inner.vgg, &layers, size as usize, steps as usize, runs as usize, &inner.device).await.map_err(js_err)?;
+            let out = Object::new();
+            set(&out, "msPerStep", t.step_ms);
+            set(&out, "msPerStepMin", t.step_ms_min);
+            set(&out, "forwardMs", t.forward_ms);
+            set(&out, "gflopsStep", 2.0 * t.forward_flops / t.step_ms / 1e6);
+            Ok(out.into())
+        })
+    }
+
     /// Resolves to {image, probs, model, steps, msPerStep}.
     pub fn generate(&self, attrs: String, opts: JsValue, on_progress: Function) -> Promise {
         let inner = self.inner.clone();
@@ -214,12 +220,12 @@ impl DeepFace {
                 Some(m) => m.parse().map_err(js_err)?,
                 None => b.default_model,
             };
-            let steps = o.steps.unwrap_or(150).clamp(1, 2000);
+            let steps = o.steps.unwrap_or(generate::DEFAULT_STEPS).clamp(1, 2000);
             let opts = GenerateOptions { model, seed: o.seed.unwrap_or(0), steps, temperature: o.temperature, gain: o.gain };
             let t0 = now_ms();
             let targets = generate::targets(b, &req, &opts, &inner.device).map_err(js_err)?;
             let init = generate::start_image(b, opts.seed, &inner.device);
-            let cfg = generate::invert_config(steps, opts.seed);
+            let cfg = crate::invert::InvertConfig { poison_at: o.nan_at_step, ..generate::invert_config(steps, opts.seed) };
             let r = run_loop(&inner, &on_progress, t0, |cb| crate::invert::invert(&inner.vgg, &targets, init, &cfg, Some(&inner.cancel), true, cb)).await?;
             let probs = edit::classify(&inner.vgg, &inner.clf, &r.image, b.image_size, &inner.device).await.map_err(js_err)?;
             // The same detector that finds faces in uploads, run on the result (scaled up: it
@@ -241,7 +247,7 @@ impl DeepFace {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let _guard = begin(&inner)?;
-            let photo = from_rgba(&rgba, width, height).map_err(js_err)?;
+            let photo = crate::imageops::from_rgba(&rgba, width, height).map_err(js_err)?;
             let faces = edit::find_faces(&photo);
             let crop = match faces.first() {
                 Some(f) => crate::face::crop(&photo, f, edit::FACE_MARGIN, inner.bundle.image_size),
@@ -263,7 +269,7 @@ impl DeepFace {
         future_to_promise(async move {
             let _guard = begin(&inner)?;
             let o: AlterOpts = serde_wasm_bindgen::from_value(opts).unwrap_or_default();
-            let photo = from_rgba(&rgba, width, height).map_err(js_err)?;
+            let photo = crate::imageops::from_rgba(&rgba, width, height).map_err(js_err)?;
             let req = inner.bundle.vocab.parse(&attrs).map_err(js_err)?;
             let steps = o.steps.unwrap_or(100).clamp(1, 2000);
             let eo = EditOptions { strength: o.strength.unwrap_or(4.0), steps, seed: o.seed.unwrap_or(0), centre_if_no_face: o.centre_if_no_face };

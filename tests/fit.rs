@@ -11,7 +11,7 @@ use deepface::dataset::Dataset;
 use deepface::fit::{fit, FitOptions, FitReport};
 use deepface::generate::{generate, split_layers, GenerateOptions};
 use deepface::vgg::Vgg16;
-use deepface::{classifier, evaluate, imageops, Error};
+use deepface::{classifier, edit, imageops, Error};
 
 fn tiny() -> std::path::PathBuf {
     common::repo().join("tests/fixtures/tiny_faces")
@@ -42,8 +42,11 @@ fn fit_reports_and_the_bundle_round_trips() {
     // The classifier must have learned its training faces (22 images, 16k features: it can).
     let ds = Dataset::load(&tiny()).unwrap();
     let (mut right, mut total) = (0, 0);
+    let device = common::device();
+    let clf = bundle.classifier.to_device(&device);
     for i in (0..ds.len()).filter(|&i| ds.splits[i] == deepface::dataset::Split::Train) {
-        let probs = evaluate::classify(vgg, bundle, &imageops::load(&ds.image_path(i)).unwrap(), &common::device()).unwrap();
+        let img = imageops::load(&ds.image_path(i)).unwrap();
+        let probs = pollster::block_on(edit::classify(vgg, &clf, &img, bundle.image_size, &device)).unwrap();
         let yes = classifier::decide(&probs, &bundle.classifier.heads);
         for (a, &y) in yes.iter().enumerate() {
             right += usize::from(y == (ds.labels[i][a] > 0));

@@ -101,3 +101,26 @@ fn total_variation_of_known_images() {
     let t = Tensor::<4>::from_data(TensorData::new(stripes, [1, 3, 8, 8]), &device);
     assert!((tv(t) - 3.0 * 8.0 * 7.0).abs() < 1e-4);
 }
+
+#[test]
+fn nan_in_the_loss_stops_the_run_with_its_step() {
+    let device = common::device();
+    let vgg = common::default_vgg();
+    let img = noise_image(32, 0.2, 1, &device);
+    let targets = targets_from_image(&vgg, img, &["conv1_2".parse().unwrap()]);
+    let cfg = InvertConfig { steps: 20, report_every: 5, poison_at: Some(7), ..InvertConfig::default() };
+    let mut last = 0;
+    let r = pollster::block_on(invert(&vgg, &targets, noise_image(32, 0.05, 2, &device), &cfg, None, false, |p| {
+        last = p.step;
+        true
+    }));
+    match r {
+        Err(Error::NonFinite { step, value }) => {
+            assert_eq!(step, 10, "the first report after the NaN must stop the run");
+            assert!(value.is_nan());
+        }
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("a NaN loss was not noticed"),
+    }
+    assert_eq!(last, 5, "no progress may be reported after the NaN");
+}

@@ -3,7 +3,7 @@
 
 const $ = (id) => document.getElementById(id);
 // Absolute: the worker resolves relative URLs against its own location (www/).
-const MODEL_URLS = { backboneUrl: new URL('model/vgg16_conv.safetensors', location.href).href, bundleUrl: new URL('model/default.bundle', location.href).href };
+const MODEL_URLS = { backboneUrl: new URL('pkg/vgg16_conv5_1.safetensors', location.href).href, bundleUrl: new URL('model/default.bundle', location.href).href };
 // Uploads larger than this are scaled down before anything else touches them.
 const MAX_UPLOAD_SIDE = 2048;
 const MAX_UPLOAD_BYTES = 64 * 1024 * 1024;
@@ -19,6 +19,9 @@ const state = {
   before: null, // classifier probabilities of the edited face before the edit
   backend: new URLSearchParams(location.search).get('backend') === 'cpu' ? 'cpu' : 'auto',
   timings: {},
+  // Fault injection for the tests (?nanAtStep=N): the next generation's loss turns NaN at
+  // step N, to prove the divergence message. Used once.
+  nanAtStep: Number(new URLSearchParams(location.search).get('nanAtStep')) || null,
 };
 
 // ---------- messages ----------
@@ -46,6 +49,7 @@ function startWorker() {
   const w = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
   w.onmessage = ({ data }) => {
     if (data.type === 'download') return onDownload(data);
+    if (data.type === 'device-lost') return onDeviceLost(data);
     const p = state.pending.get(data.id);
     if (!p) return;
     if (data.type === 'progress') return p.onProgress && p.onProgress(data);
@@ -68,6 +72,24 @@ function startWorker() {
   state.worker = w;
 }
 
+// The browser took the WebGPU device away: whatever was running is lost, the page moves to
+// the CPU and keeps every setting, the uploaded photo and the last result.
+function onDeviceLost({ reason, message }) {
+  if (state.worker.lost) return;
+  state.worker.lost = true;
+  for (const p of state.pending.values()) {
+    const e = new Error('the WebGPU device was lost');
+    e.handled = true;
+    p.reject(e);
+  }
+  state.pending.clear();
+  state.backend = 'cpu';
+  $('backend').value = 'cpu';
+  $('progress-text').textContent = '';
+  showMessage(`The WebGPU device was lost (${reason || 'unknown'}: ${message}). Restarted on the CPU; your settings and photo are kept.`);
+  loadModel({ keepMessage: true });
+}
+
 function call(type, payload = {}, onProgress, transfer = []) {
   const id = state.nextId++;
   return new Promise((resolve, reject) => {
@@ -87,7 +109,12 @@ function onDownload(d) {
   setStatus(cached ? 'Loading the model from this browser\'s cache…' : `Downloading the model: ${(loaded / 1e6).toFixed(1)} of ${(total / 1e6).toFixed(1)} MB (once; it is cached for next time)`);
 }
 
-async function loadModel() {
+async function loadModel({ keepMessage = false } = {}) {
+  if (!keepMessage) hideMessage();
+  // A reload (other backend, lost device) keeps the picked attributes: they go into the URL,
+  // which the rebuilt picker reads back.
+  if (state.info) writeUrl();
+  state.loading = true;
   setBusy(true);
   $('download').hidden = false;
   startWorker();
@@ -107,6 +134,7 @@ async function loadModel() {
     setStatus('The model could not be loaded.');
     showMessage(`Could not load the model: ${e.message}`, { label: 'Try again', run: loadModel });
   } finally {
+    state.loading = false;
     setBusy(false);
   }
 }
@@ -210,7 +238,7 @@ function applyUrl() {
   if (p.has('seed')) $('seed').value = String(Math.max(0, Math.floor(Number(p.get('seed')) || 0)));
   if (['linear', 'cgmm'].includes(p.get('model'))) $('model').value = p.get('model');
   else $('model').value = state.info.default_model;
-  if (p.has('steps')) $('steps').value = String(Math.min(1000, Math.max(10, Number(p.get('steps')) || 150)));
+  if (p.has('steps')) $('steps').value = String(Math.min(1000, Math.max(10, Number(p.get('steps')) || 120)));
   const unknown = setSpec(p.get('attrs') || '');
   if (unknown.length) {
     const valid = state.info.attributes.map((a) => a.name).join(', ');
@@ -271,11 +299,13 @@ function renderInfo() {
 
 // ---------- running ----------
 function setBusy(b) {
+  b = b || state.loading;
   state.busy = b;
   $('generate').disabled = b || !state.info;
   $('edit').disabled = b || !state.info || !state.photo;
   $('cancel').disabled = !b;
   $('backend').disabled = b;
+  $('model-file').disabled = b || !state.info;
 }
 
 function onProgress(p) {
@@ -303,13 +333,18 @@ async function run(kind, payload, transfer) {
     return r;
   } catch (e) {
     $('progress-text').textContent = '';
-    if (/^cancelled/.test(e.message)) {
+    if (e.handled) {
+      // Already explained (a lost device).
+    } else if (/^cancelled/.test(e.message)) {
       $('progress-text').textContent = `Cancelled (${e.message.replace('cancelled ', '')}).`;
     } else if (e.fatal) {
-      showMessage(`The compute backend failed (${e.message}). Restarting on the CPU.`);
+      showMessage(`The compute backend failed (${e.message}). Restarted on the CPU; your settings are kept.`);
       state.backend = 'cpu';
       $('backend').value = 'cpu';
-      loadModel();
+      loadModel({ keepMessage: true });
+    } else if (/diverged at step (\d+)/.test(e.message)) {
+      const step = e.message.match(/diverged at step (\d+)/)[1];
+      showMessage(`The optimisation went wrong at step ${step} (its loss stopped being a number) and was stopped; nothing else changed. Try again, or another seed.`);
     } else if (/no face found/.test(e.message) && kind === 'alter') {
       showMessage('No face found in this photo: try a frontal, well-lit face, or edit the centre of the photo.', {
         label: 'Edit the centre instead',
@@ -327,6 +362,7 @@ async function run(kind, payload, transfer) {
 async function runGenerate() {
   writeUrl();
   const opts = { seed: Number($('seed').value) >>> 0, steps: Number($('steps').value), model: $('model').value };
+  if (state.nanAtStep) { opts.nanAtStep = state.nanAtStep; state.nanAtStep = null; }
   $('comparison').hidden = true;
   const r = await run('generate', { attrs: attrSpec(), opts });
   if (!r) return;
@@ -387,13 +423,39 @@ async function readPhoto(file) {
   setBusy(state.busy);
   $('progress-text').textContent = `Photo ${width}×${height} loaded. ${note} Choose attributes and press “Edit the face”.`;
   if (!state.busy) {
+    // The worker runs one operation at a time: Edit waits until this reading is done (on a
+    // slow backend it takes seconds).
+    setBusy(true);
     try {
       const r = await call('classify', { image: { width, height, rgba: rgba.slice() } });
       renderScores(r.probs);
       if (r.faces === 0) showMessage('No face found in this photo; an edit would need the centre of the photo.', { label: 'Edit the centre', run: () => runEdit(true) });
     } catch (e) {
-      showMessage(e.message);
+      if (!e.handled) showMessage(e.message);
+    } finally {
+      setBusy(false);
     }
+  }
+}
+
+// A model the user fitted with `deepface fit`, opened from disk (it never leaves the machine).
+async function useModelFile(file) {
+  if (!file) return;
+  hideMessage();
+  if (file.size === 0) return showMessage(`“${file.name}” is empty (0 bytes): choose a model file made by \`deepface fit\`.`);
+  setBusy(true);
+  try {
+    const bytes = await file.arrayBuffer();
+    const r = await call('useModel', { bundle: bytes }, null, [bytes]);
+    state.info = r.info;
+    state.sizes = { ...state.sizes, bundle: r.bytes };
+    buildPicker(r.info);
+    renderInfo();
+    setStatus(`Ready: model “${file.name}” loaded, running on ${r.info.backend}.`);
+  } catch (e) {
+    showMessage(`Could not use “${file.name}”: ${e.message}. The previous model is still loaded.`);
+  } finally {
+    setBusy(false);
   }
 }
 
@@ -417,6 +479,7 @@ function wire() {
   $('backend').onchange = () => { state.backend = $('backend').value; loadModel(); };
   $('file').onchange = (e) => { readPhoto(e.target.files[0]); e.target.value = ''; };
   $('camera').onchange = (e) => { readPhoto(e.target.files[0]); e.target.value = ''; };
+  $('model-file').onchange = (e) => { useModelFile(e.target.files[0]); e.target.value = ''; };
   const drop = $('drop');
   drop.ondragover = (e) => { e.preventDefault(); drop.classList.add('over'); };
   drop.ondragleave = () => drop.classList.remove('over');

@@ -5,6 +5,21 @@ import init, { DeepFace } from '../pkg/deepface.js';
 
 const CACHE = 'deepface-models-v1';
 let df = null;
+let backboneBytes = null; // kept so another model file can be loaded without a download
+let backendChoice = 'cpu';
+
+// The WebGPU device is created inside wgpu; catching it here lets the page hear when the
+// browser takes it away (driver reset, GPU process crash, device.destroy()) and move the work
+// to the CPU instead of hanging. Tests reach it through self.deepfaceGpuDevice.
+if (self.GPUAdapter && GPUAdapter.prototype.requestDevice) {
+  const requestDevice = GPUAdapter.prototype.requestDevice;
+  GPUAdapter.prototype.requestDevice = async function (...args) {
+    const device = await requestDevice.apply(this, args);
+    self.deepfaceGpuDevice = device;
+    device.lost.then((info) => post({ type: 'device-lost', reason: info.reason, message: info.message || 'no details' }));
+    return device;
+  };
+}
 
 const post = (msg, transfer) => self.postMessage(msg, transfer || []);
 
@@ -73,9 +88,24 @@ const handlers = {
     const [backbone, bundle] = await Promise.all([fetchModel(backboneUrl, 'backbone'), fetchModel(bundleUrl, 'model bundle')]);
     const { backend, why } = await chooseBackend(pref);
     df = null;
-    df = await DeepFace.load(backbone, bundle, backend);
+    try {
+      df = await DeepFace.load(backbone, bundle, backend);
+    } catch (e) {
+      // A damaged file must not stay in the cache and fail every later visit.
+      if ('caches' in self) await caches.open(CACHE).then((c) => Promise.all([c.delete(backboneUrl), c.delete(bundleUrl)])).catch(() => {});
+      throw e;
+    }
+    backboneBytes = backbone;
+    backendChoice = backend;
     const info = df.info();
     return { info, why, bytes: { backbone: backbone.length, bundle: bundle.length }, ms: performance.now() - t0 };
+  },
+  // A model file the user fitted (`deepface fit`) and opened from disk. The current model
+  // stays loaded unless the new one loads completely.
+  async useModel({ bundle }) {
+    const next = await DeepFace.load(backboneBytes, new Uint8Array(bundle), backendChoice);
+    df = next;
+    return { info: df.info(), bytes: bundle.byteLength };
   },
   async generate({ id, attrs, opts }) {
     return df.generate(attrs, opts, progress(id));

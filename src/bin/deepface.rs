@@ -142,7 +142,7 @@ enum Command {
         attrs: String,
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        #[arg(long, default_value_t = 200)]
+        #[arg(long, default_value_t = deepface::generate::DEFAULT_STEPS)]
         steps: usize,
         /// cgmm (the paper's) or linear (default: the bundle's choice).
         #[arg(long)]
@@ -213,7 +213,7 @@ enum Command {
         sets: String,
         #[arg(long, default_value = "1,2,3")]
         seeds: String,
-        #[arg(long, default_value_t = 150)]
+        #[arg(long, default_value_t = deepface::generate::DEFAULT_STEPS)]
         steps: usize,
         #[arg(long, default_value = "docs/contact_sheet.png")]
         out: PathBuf,
@@ -378,18 +378,19 @@ fn run(cmd: Command) -> Result<()> {
         Command::Classify { photo, bundle } => {
             let (vgg, bundle) = bundle.load(&device)?;
             let img = imageops::load(&photo)?;
-            let faces = face::detect(&img, 40);
+            // The same detection and crop as `alter` and the page, so all three agree.
+            let faces = deepface::edit::find_faces(&img);
             let crop = match faces.first() {
                 Some(f) => {
                     println!("{} face(s) found; classifying the largest ({}x{} at {}, {})", faces.len(), f.width, f.height, f.x, f.y);
-                    face::crop(&img, f, 0.5, bundle.image_size)
+                    face::crop(&img, f, deepface::edit::FACE_MARGIN, bundle.image_size)
                 }
                 None => {
                     println!("no face found; classifying the centre of the photo");
                     imageops::square(&img, bundle.image_size)
                 }
             };
-            let probs = deepface::evaluate::classify(&vgg, &bundle, &crop, &device)?;
+            let probs = classify(&vgg, &bundle, &crop, &device)?;
             let yes = deepface::classifier::decide(&probs, &bundle.classifier.heads);
             for (a, name) in bundle.vocab.names.iter().enumerate() {
                 println!("{name:<12} {:>5.1}%  {}", 100.0 * probs[a], if yes[a] { "yes" } else { "no" });
@@ -404,7 +405,7 @@ fn run(cmd: Command) -> Result<()> {
             let start = Instant::now();
             let r = pollster::block_on(generate(&vgg, &bundle, &req, &opts, &device, None, false, report_steps))?;
             save_png(&r.image, &out)?;
-            let probs = deepface::evaluate::classify(&vgg, &bundle, &r.image, &device)?;
+            let probs = classify(&vgg, &bundle, &r.image, &device)?;
             println!("{model:?} model, seed {seed}, {steps} steps in {:.1} s -> {}", start.elapsed().as_secs_f64(), out.display());
             print_probs(&bundle, &probs);
             Ok(())
@@ -438,7 +439,7 @@ fn run(cmd: Command) -> Result<()> {
             let r = pollster::block_on(deepface::generate::visualize(&vgg, &bundle, &req, seed, steps, &device, None, report_steps))?;
             save_png(&r.image, &out)?;
             println!("class visualisation, {steps} steps in {:.1} s -> {}", start.elapsed().as_secs_f64(), out.display());
-            print_probs(&bundle, &deepface::evaluate::classify(&vgg, &bundle, &r.image, &device)?);
+            print_probs(&bundle, &classify(&vgg, &bundle, &r.image, &device)?);
             Ok(())
         }
         Command::Tsne { layer, attr, data, count, out, model } => tsne(&device, &model, &layer, &attr, &data, count, &out),
@@ -468,14 +469,7 @@ fn import_vgg(file: &Path, out: &Path, convention: Option<&str>) -> Result<()> {
     let mut manifest = Manifest::new(imported.source);
     let bytes = backbone::encode(&imported.weights, &manifest)?;
     manifest.sha256 = Some(backbone::sha256_hex(&bytes));
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), e))?;
-    }
-    // Write to a temporary name first: an interrupted import must not leave a file that
-    // looks complete.
-    let tmp = out.with_extension("partial");
-    std::fs::write(&tmp, &bytes).map_err(|e| Error::io(tmp.display(), e))?;
-    std::fs::rename(&tmp, out).map_err(|e| Error::io(out.display(), e))?;
+    write_atomic(out, &bytes)?;
     let json_path = out.with_extension("json");
     let json = serde_json::to_string_pretty(&manifest).expect("manifest serialises") + "\n";
     std::fs::write(&json_path, json).map_err(|e| Error::io(json_path.display(), e))?;
@@ -581,12 +575,7 @@ fn print_fit(r: &deepface::fit::FitReport) {
 }
 
 fn write_atomic(out: &Path, bytes: &[u8]) -> Result<()> {
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), e))?;
-    }
-    let tmp = out.with_extension("partial");
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io(tmp.display(), e))?;
-    std::fs::rename(&tmp, out).map_err(|e| Error::io(out.display(), e))
+    deepface::platform::write_atomic(out, |f| f.write_all(bytes))
 }
 
 fn tsne(device: &Device, model: &ModelArgs, layer: &str, attr: &str, data: &Path, count: usize, out: &Path) -> Result<()> {
@@ -622,42 +611,44 @@ fn tsne(device: &Device, model: &ModelArgs, layer: &str, attr: &str, data: &Path
     Ok(())
 }
 
+/// Classifier probabilities of one image (a CLI command classifies once, so the classifier is
+/// put on the device here).
+fn classify(vgg: &Vgg16, bundle: &Bundle, img: &image::RgbImage, device: &Device) -> Result<Vec<f32>> {
+    let clf = bundle.classifier.to_device(device);
+    pollster::block_on(deepface::edit::classify(vgg, &clf, img, bundle.image_size, device))
+}
+
 fn save_png(img: &image::RgbImage, path: &Path) -> Result<()> {
     img.save(path).map_err(|e| Error::Image { what: path.display().to_string(), reason: e.to_string() })
+}
+
+/// The process's peak resident memory so far (Linux), in MB.
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
 }
 
 fn bench(device: &Device, model: &ModelArgs, layers: &[deepface::vgg::Layer], sizes: &str, steps: usize, runs: usize) -> Result<()> {
     let vgg = model.load(device)?;
     let names = layers.iter().map(|l| l.name()).collect::<Vec<_>>().join(",");
     println!("backend flex (CPU, {} threads), layers {names}, {steps} steps per run, median of {runs} runs", std::thread::available_parallelism().map_or(1, |n| n.get()));
-    println!("| size | ms/step (fwd+bwd+Adam) | min | forward only ms |");
-    println!("|---|---|---|---|");
+    println!("| size | ms/step (fwd+bwd+Adam) | min | forward only ms | GFLOP/s step | GFLOP/s forward | peak RSS MB |");
+    println!("|---|---|---|---|---|---|---|");
     for size in sizes.split(',') {
         let size: usize = size.trim().parse().map_err(|_| Error::invalid("sizes", format!("`{size}` is not a number")))?;
-        imageops::check_size(size as u32)?;
-        let targets = targets_from_image(&vgg, noise_image(size, 0.2, 1, device), layers);
-        let cfg = InvertConfig { steps, report_every: steps, ..InvertConfig::default() };
-        let init = noise_image(size, 0.05, 2, device);
-        // One untimed run warms caches and the allocator.
-        pollster::block_on(invert(&vgg, &targets, init.clone(), &InvertConfig { steps: 2, ..cfg.clone() }, None, false, |_| true))?;
-        let mut per_step = Vec::new();
-        for _ in 0..runs {
-            let t = Instant::now();
-            pollster::block_on(invert(&vgg, &targets, init.clone(), &cfg, None, false, |_| true))?;
-            per_step.push(t.elapsed().as_secs_f64() * 1000.0 / steps as f64);
-        }
-        let mut forward = Vec::new();
-        for _ in 0..runs {
-            let t = Instant::now();
-            let out = vgg.forward(init.clone(), layers);
-            for o in out {
-                pollster::block_on(imageops::read_f32(o.sum()))?;
-            }
-            forward.push(t.elapsed().as_secs_f64() * 1000.0);
-        }
-        per_step.sort_by(|a, b| a.total_cmp(b));
-        forward.sort_by(|a, b| a.total_cmp(b));
-        println!("| {size} | {:.1} | {:.1} | {:.1} |", per_step[runs / 2], per_step[0], forward[runs / 2]);
+        let t = pollster::block_on(deepface::bench::time_steps(&vgg, layers, size, steps, runs, device))?;
+        // A step is the forward pass plus the gradient with respect to the input, which costs
+        // about the same again (no weight gradients): 2x the forward FLOPs.
+        println!(
+            "| {size} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} |",
+            t.step_ms,
+            t.step_ms_min,
+            t.forward_ms,
+            2.0 * t.forward_flops / t.step_ms / 1e6,
+            t.forward_flops / t.forward_ms / 1e6,
+            peak_rss_mb().map_or("?".into(), |m| format!("{m:.0}"))
+        );
     }
     Ok(())
 }

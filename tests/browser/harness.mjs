@@ -41,6 +41,9 @@ export async function openApp(browser, url, query = '') {
   const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
   page.errors = [];
   page.on('pageerror', (e) => page.errors.push(String(e)));
+  // Every request the page and its worker make, for the privacy test.
+  page.requests = [];
+  page.context().on('request', (r) => page.requests.push({ url: r.url(), method: r.method(), body: r.postDataBuffer() }));
   page.on('console', (m) => { if (process.env.DEBUG) console.log('[page]', m.text()); });
   await page.goto(`${url}/${query}`);
   await page.waitForFunction(() => /^Ready|could not be loaded/.test(document.getElementById('status').textContent), null, { timeout: 300_000 });

@@ -1,0 +1,82 @@
+// The wasm API itself (pkg/deepface.js as the worker uses it), in headless Chromium on the CPU
+// backend, without the page: loading, validation, one operation at a time, cancel, results.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, launch } from './harness.mjs';
+
+let server;
+let browser;
+before(async () => { server = await startServer(); browser = await launch(false); });
+after(async () => { if (browser) await browser.close(); if (server) server.stop(); });
+
+test('wasm API: load, validate, generate, classify, cancel, busy', { timeout: 600_000 }, async () => {
+  const page = await browser.newPage();
+  // Any same-origin document will do: the module is imported into it.
+  await page.goto(`${server.url}/tests/browser/`);
+  const r = await page.evaluate(async () => {
+    const out = {};
+    const m = await import('/pkg/deepface.js');
+    await m.default();
+    const get = async (u) => new Uint8Array(await (await fetch(u)).arrayBuffer());
+    const [backbone, bundle] = await Promise.all([get('/model/vgg16_conv.safetensors'), get('/model/default.bundle')]);
+    const err = async (f) => { try { await f(); return 'no error'; } catch (e) { return e.message; } };
+
+    out.loadGarbage = await err(() => m.DeepFace.load(backbone, new Uint8Array([1, 2, 3]), 'cpu'));
+    out.loadSwapped = await err(() => m.DeepFace.load(bundle, backbone, 'cpu'));
+    const df = await m.DeepFace.load(backbone, bundle, 'cpu');
+    const info = df.info();
+    out.backend = info.backend;
+    out.names = info.attributes.map((a) => a.name);
+    out.unknown = await err(() => df.check_attributes('Male,Beard'));
+    out.exclusive = await err(() => df.check_attributes('Child,Senior'));
+    out.valid = await err(() => df.check_attributes('Male,Smiling=0.5,-Senior'));
+    out.badRgba = await err(() => df.classify(new Uint8Array(10), 4, 4));
+    out.badModel = await err(() => df.generate('Male', { steps: 2, model: 'gan' }, () => true));
+    out.badStrength = await err(() => df.alter(new Uint8Array(64 * 64 * 4).fill(128), 64, 64, 'Smiling', { strength: 100, steps: 2, centreIfNoFace: true }, () => true));
+    out.noFace = await err(() => df.alter(new Uint8Array(64 * 64 * 4).fill(128), 64, 64, 'Smiling', { steps: 2 }, () => true));
+
+    // Two operations at once: the second is refused, the first completes.
+    const reports = [];
+    const first = df.generate('Male,Smiling', { seed: 7, steps: 20 }, (p) => { reports.push(p.step); return true; });
+    out.busy = await err(() => df.generate('Male', { steps: 2 }, () => true));
+    const g = await first;
+    out.image = [g.image.width, g.image.height, g.image.rgba.length];
+    out.probs = g.probs.length;
+    out.reports = reports;
+    // The same request twice gives the same image (seeded).
+    const g2 = await df.generate('Male,Smiling', { seed: 7, steps: 20 }, () => true);
+    out.deterministic = g.image.rgba.every((v, i) => v === g2.image.rgba[i]);
+
+    // Cancel from the progress callback and by cancel().
+    out.cancelByCallback = await err(() => df.generate('Male', { steps: 50 }, (p) => p.step < 20));
+    const running = df.generate('Male', { steps: 500 }, () => true);
+    setTimeout(() => df.cancel(), 300);
+    out.cancelByCall = await err(() => running);
+
+    // Classify a whole image (the generated face, scaled up): probabilities per attribute.
+    const c = await df.classify(g.image.rgba, g.image.width, g.image.height);
+    out.classify = [c.probs.length, Math.round(c.probs[0] * 100) / 100 === Math.round(g.probs[0] * 100) / 100];
+    return out;
+  });
+  assert.match(r.loadGarbage, /not a deepface model bundle/);
+  assert.match(r.loadSwapped, /not a deepface model bundle/);
+  assert.equal(r.backend, 'CPU');
+  assert.deepEqual(r.names, ['Male', 'Child', 'Youth', 'Middle_Aged', 'Senior', 'Smiling']);
+  assert.match(r.unknown, /unknown attribute `Beard`.*Male, Child, Youth, Middle_Aged, Senior, Smiling/);
+  assert.match(r.exclusive, /mutually exclusive \(group Age\)/);
+  assert.equal(r.valid, 'no error');
+  assert.match(r.badRgba, /10 bytes do not make a 4x4 RGBA image/);
+  assert.match(r.badModel, /gan/);
+  assert.match(r.badStrength, /invalid strength: 100/);
+  assert.match(r.noFace, /no face found/);
+  assert.match(r.busy, /^busy: another generation or edit is running/);
+  assert.deepEqual(r.image, [64, 64, 64 * 64 * 4]);
+  assert.equal(r.probs, 6);
+  assert.deepEqual(r.reports, [10, 20]);
+  assert.equal(r.deterministic, true);
+  assert.match(r.cancelByCallback, /^cancelled at step 20$/);
+  assert.match(r.cancelByCall, /^cancelled at step \d+$/);
+  assert.equal(r.classify[0], 6);
+  console.log(JSON.stringify({ ...r, names: undefined }));
+  await page.close();
+});
