@@ -5,8 +5,10 @@ The manifest in the header lists the layers kept and records the sha256 of the f
 
 Usage: python3 trim_backbone.py IN OUT [--upto conv5_1]
 """
+import argparse
 import hashlib
 import json
+import os
 import struct
 import sys
 
@@ -14,22 +16,39 @@ CONVS = ["conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv
          "conv4_1", "conv4_2", "conv4_3", "conv5_1", "conv5_2", "conv5_3"]
 
 
+def read_backbone(src):
+    """(raw bytes, safetensors header, body, deepface manifest), or exits with the reason."""
+    try:
+        raw = open(src, "rb").read()
+    except OSError as e:
+        sys.exit(f"{src}: cannot read it ({e.strerror})")
+    try:
+        n = struct.unpack("<Q", raw[:8])[0]
+        if n > len(raw) - 8:
+            raise ValueError("header longer than the file")
+        header = json.loads(raw[8:8 + n])
+        meta = json.loads(header["__metadata__"]["deepface"])
+        names = [l["name"] for l in meta["layers"]]
+    except (struct.error, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        sys.exit(f"{src}: not a deepface backbone (a safetensors file with a deepface manifest, "
+                 "as `deepface import-vgg` or scripts/fetch_vgg16.sh write)")
+    return raw, header, raw[8 + n:], meta, names
+
+
 def main():
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    upto = sys.argv[sys.argv.index("--upto") + 1] if "--upto" in sys.argv else "conv5_1"
-    if upto in args:
-        args.remove(upto)
-    src, out = args
-    raw = open(src, "rb").read()
-    n = struct.unpack("<Q", raw[:8])[0]
-    header = json.loads(raw[8:8 + n])
-    body = raw[8 + n:]
-    meta = json.loads(header["__metadata__"]["deepface"])
+    ap = argparse.ArgumentParser(description="Cut a deepface backbone after one convolution.")
+    ap.add_argument("src", metavar="IN")
+    ap.add_argument("out", metavar="OUT")
+    ap.add_argument("--upto", default="conv5_1", choices=CONVS, help="last convolution kept (default conv5_1)")
+    a = ap.parse_args()
+    src, out, upto = a.src, a.out, a.upto
+    raw, header, body, meta, names = read_backbone(src)
     keep = CONVS[:CONVS.index(upto) + 1]
-    if [l["name"] for l in meta["layers"]][:len(keep)] != keep:
-        sys.exit(f"{src}: its layers do not start with {keep}")
+    if names[:len(keep)] != keep:
+        sys.exit(f"{src}: holds {', '.join(names) or 'no layers'}, not every layer up to {upto}")
     meta["layers"] = meta["layers"][:len(keep)]
-    meta["trimmed_from"] = hashlib.sha256(raw).hexdigest()
+    # Trimming a trimmed file keeps the full file's checksum: that is what bundles name.
+    meta["trimmed_from"] = meta.get("trimmed_from") or hashlib.sha256(raw).hexdigest()
     new_header = {"__metadata__": {"deepface": json.dumps(meta, separators=(",", ":"))}}
     data = bytearray()
     for name in sorted(k for k in header if k != "__metadata__" and k.split(".")[0] in keep):
@@ -41,7 +60,6 @@ def main():
     head += b" " * (-len(head) % 8)
     with open(out + ".partial", "wb") as f:
         f.write(struct.pack("<Q", len(head)) + head + bytes(data))
-    import os
     os.replace(out + ".partial", out)
     print(f"{out}: {len(keep)} convolutions up to {upto}, {(8 + len(head) + len(data)) / 1e6:.1f} MB (from {len(raw) / 1e6:.1f} MB)")
 

@@ -4,6 +4,7 @@
 use burn::tensor::Device;
 
 use crate::invert::{invert, noise_image, targets_from_image, InvertConfig};
+use crate::platform::now_ms;
 use crate::vgg::{Layer, Vgg16};
 use crate::{imageops, Error, Result};
 
@@ -17,19 +18,6 @@ pub struct Timing {
     pub forward_flops: f64,
 }
 
-/// Milliseconds since an arbitrary start (performance.now() in the browser).
-fn now_ms() -> f64 {
-    #[cfg(target_arch = "wasm32")]
-    {
-        js_sys::Date::now()
-    }
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        use std::sync::OnceLock;
-        static START: OnceLock<std::time::Instant> = OnceLock::new();
-        START.get_or_init(std::time::Instant::now).elapsed().as_secs_f64() * 1000.0
-    }
-}
 
 fn median(mut v: Vec<f64>) -> (f64, f64) {
     v.sort_by(f64::total_cmp);

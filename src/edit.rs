@@ -45,6 +45,17 @@ pub struct Edited {
     pub probs_after: Vec<f32>,
 }
 
+/// The square crop of the largest face in `photo` at `size` px, with the faces found (largest
+/// first); with none, the photo's central square. What the page and the CLI classify.
+pub fn face_crop(photo: &RgbImage, size: u32) -> (RgbImage, Vec<FaceBox>) {
+    let faces = find_faces(photo);
+    let crop = match faces.first() {
+        Some(f) => face::crop(photo, f, FACE_MARGIN, size),
+        None => imageops::square(photo, size),
+    };
+    (crop, faces)
+}
+
 /// Faces in `photo` (largest first), detected on a downscaled copy for speed.
 pub fn find_faces(photo: &RgbImage) -> Vec<FaceBox> {
     let (w, h) = photo.dimensions();

@@ -12,7 +12,7 @@ use crate::bundle::{Bundle, ModelKind};
 use crate::classifier::decide;
 use crate::generate::{generate, GenerateOptions};
 use crate::vgg::Vgg16;
-use crate::{face, imageops, Result};
+use crate::{face, Result};
 
 pub struct Generated {
     pub model: ModelKind,
@@ -30,7 +30,7 @@ pub fn run(vgg: &Vgg16, bundle: &Bundle, sets: &[String], seeds: &[u64], steps: 
         for (k, spec) in sets.iter().enumerate() {
             let req = bundle.vocab.parse(spec)?;
             for &seed in seeds {
-                let opts = GenerateOptions { model, seed, steps, temperature: None, gain: None };
+                let opts = GenerateOptions { model, seed, steps, temperature: None, gain: None, poison_at: None };
                 let t = std::time::Instant::now();
                 let r = match pollster::block_on(generate(vgg, bundle, &req, &opts, device, None, false, |_| true)) {
                     Ok(r) => r,
@@ -79,8 +79,7 @@ pub fn report(bundle: &Bundle, sets: &[String], faces: &[Generated]) -> Result<S
                     (o_ok, o_n) = (o_ok + usize::from(agrees), o_n + 1);
                 }
             }
-            let big = imageops::resize(&g.image, 128, 128);
-            found += usize::from(!face::detect(&big, 40).is_empty());
+            found += usize::from(face::is_face(&g.image));
         }
         let (mut d_seed, mut n_seed, mut d_set, mut n_set) = (0.0, 0, 0.0, 0);
         for (i, a) in mine.iter().enumerate() {

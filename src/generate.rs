@@ -21,6 +21,8 @@ pub struct GenerateOptions {
     pub temperature: Option<f32>,
     /// Multiplier of the requested attribute change (None: the bundle's default).
     pub gain: Option<f32>,
+    /// Fault injection (tests): the loss turns NaN from this step on.
+    pub poison_at: Option<usize>,
 }
 
 /// Target activations for `requests`, as tensors on `device`.
@@ -88,7 +90,8 @@ pub async fn generate(
 ) -> Result<Inverted> {
     let targets = targets(bundle, requests, opts, device)?;
     let init = start_image(bundle, opts.seed, device);
-    invert::invert(vgg, &targets, init, &invert_config(opts.steps, opts.seed), cancel, previews, on_progress).await
+    let cfg = InvertConfig { poison_at: opts.poison_at, ..invert_config(opts.steps, opts.seed) };
+    invert::invert(vgg, &targets, init, &cfg, cancel, previews, on_progress).await
 }
 
 /// The baseline: from the mean face plus noise, maximise the sum of the requested

@@ -24,6 +24,20 @@ pub async fn yield_now() {
 #[cfg(not(target_arch = "wasm32"))]
 pub async fn yield_now() {}
 
+/// Milliseconds since an arbitrary start (wall clock in the browser).
+pub fn now_ms() -> f64 {
+    #[cfg(target_arch = "wasm32")]
+    {
+        js_sys::Date::now()
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use std::sync::OnceLock;
+        static START: OnceLock<std::time::Instant> = OnceLock::new();
+        START.get_or_init(std::time::Instant::now).elapsed().as_secs_f64() * 1000.0
+    }
+}
+
 /// Writes a file under a temporary name, then renames it: an interrupted run never leaves a
 /// half-written file under the final name (which a later run would read as complete).
 /// Creates the parent folder.

@@ -20,6 +20,7 @@ use crate::classifier::DeviceClassifier;
 use crate::edit::{self, EditOptions};
 use crate::generate::{self, GenerateOptions};
 use crate::invert::Progress;
+use crate::platform::now_ms;
 use crate::vgg::Vgg16;
 use crate::{backbone, Error};
 
@@ -116,10 +117,6 @@ struct AlterOpts {
     steps: Option<usize>,
     seed: Option<u64>,
     centre_if_no_face: bool,
-}
-
-fn now_ms() -> f64 {
-    js_sys::Date::now()
 }
 
 /// WebGPU when asked for and available, else burn's CPU backend. The wgpu runtime can be
@@ -221,16 +218,11 @@ impl DeepFace {
                 None => b.default_model,
             };
             let steps = o.steps.unwrap_or(generate::DEFAULT_STEPS).clamp(1, 2000);
-            let opts = GenerateOptions { model, seed: o.seed.unwrap_or(0), steps, temperature: o.temperature, gain: o.gain };
+            let opts = GenerateOptions { model, seed: o.seed.unwrap_or(0), steps, temperature: o.temperature, gain: o.gain, poison_at: o.nan_at_step };
             let t0 = now_ms();
-            let targets = generate::targets(b, &req, &opts, &inner.device).map_err(js_err)?;
-            let init = generate::start_image(b, opts.seed, &inner.device);
-            let cfg = crate::invert::InvertConfig { poison_at: o.nan_at_step, ..generate::invert_config(steps, opts.seed) };
-            let r = run_loop(&inner, &on_progress, t0, |cb| crate::invert::invert(&inner.vgg, &targets, init, &cfg, Some(&inner.cancel), true, cb)).await?;
+            let r = run_loop(&inner, &on_progress, t0, |cb| generate::generate(&inner.vgg, b, &req, &opts, &inner.device, Some(&inner.cancel), true, cb)).await?;
             let probs = edit::classify(&inner.vgg, &inner.clf, &r.image, b.image_size, &inner.device).await.map_err(js_err)?;
-            // The same detector that finds faces in uploads, run on the result (scaled up: it
-            // looks for faces of 24 px and more).
-            let face_found = !crate::face::detect(&crate::imageops::resize(&r.image, 128, 128), 24).is_empty();
+            let face_found = crate::face::is_face(&r.image);
             let out = Object::new();
             set(&out, "image", image_obj(&r.image));
             set(&out, "probs", js_sys::Float32Array::from(probs.as_slice()));
@@ -248,11 +240,7 @@ impl DeepFace {
         future_to_promise(async move {
             let _guard = begin(&inner)?;
             let photo = crate::imageops::from_rgba(&rgba, width, height).map_err(js_err)?;
-            let faces = edit::find_faces(&photo);
-            let crop = match faces.first() {
-                Some(f) => crate::face::crop(&photo, f, edit::FACE_MARGIN, inner.bundle.image_size),
-                None => crate::imageops::square(&photo, inner.bundle.image_size),
-            };
+            let (crop, faces) = edit::face_crop(&photo, inner.bundle.image_size);
             let probs = edit::classify(&inner.vgg, &inner.clf, &crop, inner.bundle.image_size, &inner.device).await.map_err(js_err)?;
             let out = Object::new();
             set(&out, "faces", faces.len() as u32);

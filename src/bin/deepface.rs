@@ -379,17 +379,11 @@ fn run(cmd: Command) -> Result<()> {
             let (vgg, bundle) = bundle.load(&device)?;
             let img = imageops::load(&photo)?;
             // The same detection and crop as `alter` and the page, so all three agree.
-            let faces = deepface::edit::find_faces(&img);
-            let crop = match faces.first() {
-                Some(f) => {
-                    println!("{} face(s) found; classifying the largest ({}x{} at {}, {})", faces.len(), f.width, f.height, f.x, f.y);
-                    face::crop(&img, f, deepface::edit::FACE_MARGIN, bundle.image_size)
-                }
-                None => {
-                    println!("no face found; classifying the centre of the photo");
-                    imageops::square(&img, bundle.image_size)
-                }
-            };
+            let (crop, faces) = deepface::edit::face_crop(&img, bundle.image_size);
+            match faces.first() {
+                Some(f) => println!("{} face(s) found; classifying the largest ({}x{} at {}, {})", faces.len(), f.width, f.height, f.x, f.y),
+                None => println!("no face found; classifying the centre of the photo"),
+            }
             let probs = classify(&vgg, &bundle, &crop, &device)?;
             let yes = deepface::classifier::decide(&probs, &bundle.classifier.heads);
             for (a, name) in bundle.vocab.names.iter().enumerate() {
@@ -401,7 +395,7 @@ fn run(cmd: Command) -> Result<()> {
             let (vgg, bundle) = bundle.load(&device)?;
             let req = bundle.vocab.parse(&attrs)?;
             let model = using.map(|m| m.parse()).transpose()?.unwrap_or(bundle.default_model);
-            let opts = GenerateOptions { model, seed, steps, temperature, gain };
+            let opts = GenerateOptions { model, seed, steps, temperature, gain, poison_at: None };
             let start = Instant::now();
             let r = pollster::block_on(generate(&vgg, &bundle, &req, &opts, &device, None, false, report_steps))?;
             save_png(&r.image, &out)?;
