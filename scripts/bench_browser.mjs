@@ -1,23 +1,24 @@
 // Browser half of `scripts/bench.sh`: the real page in headless Chromium, on the CPU fallback
-// and on WebGPU. Prints markdown rows: time from navigation to the first finished face (cold
-// cache), per-step ms of a generation, and download sizes (raw and gzip).
+// (threaded build, and one thread for comparison) and on WebGPU. Prints markdown rows: time
+// from navigation to the first finished face (cold cache), per-step ms of a generation, and
+// download sizes (raw and gzip) of a first visit on each path.
 // Usage: node scripts/bench_browser.mjs [cpuSteps] [webgpuSteps]
 import fs from 'node:fs';
 import zlib from 'node:zlib';
 import path from 'node:path';
-import { repo, startServer, launch, waitRun } from '../tests/browser/harness.mjs';
+import { repo, startServer, eachBackend, waitRun } from '../tests/browser/harness.mjs';
 
 const cpuSteps = Number(process.argv[2] || 60);
 const gpuSteps = Number(process.argv[3] || 3);
 const server = await startServer();
 const rows = [];
 try {
-  for (const [webgpu, steps] of [[false, cpuSteps], [true, gpuSteps]]) {
-    const browser = await launch(webgpu);
-    try {
+  await eachBackend(async (browser, webgpu) => {
+    const steps = webgpu ? gpuSteps : cpuSteps;
+    for (const threads of webgpu ? [true] : [true, false]) {
       const page = await browser.newPage();
       const t0 = Date.now();
-      await page.goto(`${server.url}/?attrs=Male,Smiling&seed=3&steps=${steps}&model=linear`);
+      await page.goto(`${server.url}/?attrs=Male,Smiling&seed=3&steps=${steps}&model=linear${threads ? '' : '&threads=0'}${webgpu ? '&backend=webgpu' : ''}`);
       await page.waitForFunction(() => /^Ready|could not be loaded/.test(document.getElementById('status').textContent), null, { timeout: 600_000 });
       const ready = (Date.now() - t0) / 1000;
       const status = await page.textContent('#status');
@@ -26,10 +27,9 @@ try {
       const total = (Date.now() - t0) / 1000;
       const ms = Number((done.match(/\((\d+) ms per step\)/) || [])[1]);
       rows.push(`| ${webgpu ? 'WebGPU (SwiftShader)' : 'CPU fallback (flex, wasm)'} | ${status.replace(/^Ready: running on /, '').replace(/\.$/, '')} | ${steps} | ${ms} | ${ready.toFixed(1)} | ${total.toFixed(1)} |`);
-    } finally {
-      await browser.close();
+      await page.close();
     }
-  }
+  });
 } finally {
   server.stop();
 }
@@ -39,12 +39,19 @@ for (const r of rows) console.log(r);
 console.log('');
 console.log('| file | MB | MB sent (gzip -6 for code) |');
 console.log('|---|---|---|');
-let sum = 0, sumGz = 0;
-// What the page downloads on a first visit; scripts/serve.py gzips code, not model files.
-for (const f of ['pkg/deepface_bg.wasm', 'pkg/deepface.js', 'www/worker.js', 'www/app.js', 'www/style.css', 'index.html', 'pkg/vgg16_conv5_1.safetensors', 'model/default.bundle']) {
+// What the page downloads on a first visit; scripts/serve.py gzips code, not model files. The
+// worker loads one build: pkg/ for WebGPU (and the one-thread CPU), pkg/threads/ for the CPU.
+const size = (f) => {
   const b = fs.readFileSync(path.join(repo, f));
-  const gz = /\.(wasm|js|css|html)$/.test(f) ? zlib.gzipSync(b, { level: 6 }).length : b.length;
-  sum += b.length; sumGz += gz;
-  console.log(`| ${f} | ${(b.length / 1e6).toFixed(1)} | ${(gz / 1e6).toFixed(1)} |`);
+  return [b.length, /\.(wasm|js|css|html)$/.test(f) ? zlib.gzipSync(b, { level: 6 }).length : b.length];
+};
+const common = ['www/worker.js', 'www/app.js', 'www/style.css', 'index.html', 'pkg/vgg16_conv5_1.safetensors', 'model/default.bundle'];
+const paths = { WebGPU: ['pkg/deepface_bg.wasm', 'pkg/deepface.js'], 'CPU, threaded': ['pkg/threads/deepface_bg.wasm', 'pkg/threads/deepface.js'] };
+for (const f of [...paths.WebGPU, ...paths['CPU, threaded'], ...common]) {
+  const [raw, gz] = size(f);
+  console.log(`| ${f} | ${(raw / 1e6).toFixed(1)} | ${(gz / 1e6).toFixed(1)} |`);
 }
-console.log(`| total first visit | ${(sum / 1e6).toFixed(1)} | ${(sumGz / 1e6).toFixed(1)} |`);
+for (const [name, files] of Object.entries(paths)) {
+  const [raw, gz] = [...files, ...common].map(size).reduce(([a, b], [c, d]) => [a + c, b + d], [0, 0]);
+  console.log(`| total first visit, ${name} | ${(raw / 1e6).toFixed(1)} | ${(gz / 1e6).toFixed(1)} |`);
+}

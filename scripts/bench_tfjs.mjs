@@ -3,7 +3,7 @@
 // headless Chromium, one after the other: deepface's CPU fallback (burn flex, wasm) against
 // TF.js's wasm backend, and deepface's WebGPU against TF.js's WebGPU backend.
 // Prints markdown rows. Usage: node scripts/bench_tfjs.mjs [size] [cpuSteps] [gpuSteps] [runs]
-import { startServer, launch } from '../tests/browser/harness.mjs';
+import { startServer, eachBackend } from '../tests/browser/harness.mjs';
 
 const size = Number(process.argv[2] || 64);
 const cpuSteps = Number(process.argv[3] || 10);
@@ -102,15 +102,14 @@ async function tfjsStep({ backend, layer, size, steps, runs, threads }) {
   return { msPerStep: times[runs >> 1], msPerStepMin: times[0], backend: tf.getBackend(), threads: backend === 'wasm' ? tf.wasm.getThreadsCount?.() : undefined };
 }
 
-async function ours(page, backend, steps) {
-  return page.evaluate(async ({ backend, layer, size, steps, runs }) => {
-    const m = await import('/pkg/deepface.js');
-    await m.default();
-    const get = async (u) => new Uint8Array(await (await fetch(u)).arrayBuffer());
-    const df = await m.DeepFace.load(await get('/model/vgg16_conv.safetensors'), await get('/model/default.bundle'), backend);
-    const r = await df.bench(layer, size, steps, runs);
-    return { msPerStep: r.msPerStep, msPerStepMin: r.msPerStepMin, backend: df.info().backend };
-  }, { backend, layer: LAYER, size, steps, runs });
+async function ours(page, backend, steps, threads = 1) {
+  const r = await page.evaluate((o) => new Promise((resolve) => {
+    const w = new Worker('/scripts/bench_worker.js', { type: 'module' });
+    w.onmessage = ({ data }) => { w.terminate(); resolve(data); };
+    w.postMessage(o);
+  }), { backend, threads, layer: LAYER, size, steps, runs });
+  if (r.error) throw new Error(`deepface (${backend}, ${threads} threads): ${r.error}`);
+  return r;
 }
 
 async function peer(page, backend, steps, threads) {
@@ -122,29 +121,27 @@ async function peer(page, backend, steps, threads) {
 const server = await startServer();
 const rows = [];
 try {
-  for (const [webgpu, steps] of [[false, cpuSteps], [true, gpuSteps]]) {
-    const browser = await launch(webgpu);
-    try {
-      // TF.js's threaded wasm backend starts its workers from blob: URLs, which the app's
-      // Content-Security-Policy forbids: its page runs with the policy bypassed.
-      const fresh = async (bypassCSP = false) => {
-        const p = await browser.newPage({ bypassCSP });
-        if (process.env.DEBUG) { p.on('console', (m) => console.error('[page]', m.text())); p.on('pageerror', (e) => console.error('[error]', e)); }
-        await p.goto(`${server.url}/tests/browser/`);
-        return p;
-      };
-      const o = await ours(await fresh(), webgpu ? 'webgpu' : 'cpu', steps);
-      const peers = webgpu ? [['webgpu', 0]] : [['wasm', 1], ['wasm', 2]];
-      for (const [backend, threads] of peers) {
-        const t = await peer(await fresh(true), backend, steps, threads);
-        // TF.js decides itself whether its threaded build can run; say what it used.
-        const what = backend === 'wasm' ? `TF.js wasm (${threads} thread${threads > 1 ? 's' : ''} asked, ${t.threads} used)` : 'TF.js webgpu';
-        rows.push(`| ${o.backend} | ${o.msPerStep.toFixed(1)} | ${what} | ${t.msPerStep.toFixed(1)} | ${(t.msPerStep / o.msPerStep).toFixed(2)} |`);
-      }
-    } finally {
-      await browser.close();
+  await eachBackend(async (browser, webgpu) => {
+    const steps = webgpu ? gpuSteps : cpuSteps;
+    // TF.js's threaded wasm backend starts its workers from blob: URLs, which the app's
+    // Content-Security-Policy allows only for workers of its own: its page runs with the
+    // policy bypassed.
+    const fresh = async (bypassCSP = false) => {
+      const p = await browser.newPage({ bypassCSP });
+      if (process.env.DEBUG) { p.on('console', (m) => console.error('[page]', m.text())); p.on('pageerror', (e) => console.error('[error]', e)); }
+      await p.goto(`${server.url}/tests/browser/`);
+      return p;
+    };
+    const cores = (await (await fresh()).evaluate(() => navigator.hardwareConcurrency)) || 1;
+    const mine = webgpu ? [await ours(await fresh(), 'webgpu', steps)] : [await ours(await fresh(), 'cpu', steps), await ours(await fresh(), 'cpu', steps, cores)];
+    const peers = webgpu ? [['webgpu', 0]] : [['wasm', 1], ['wasm', cores]];
+    for (const [backend, threads] of peers) {
+      const t = await peer(await fresh(true), backend, steps, threads);
+      // TF.js decides itself whether its threaded build can run; say what it used.
+      const what = backend === 'wasm' ? `TF.js wasm (${threads} thread${threads > 1 ? 's' : ''} asked, ${t.threads} used)` : 'TF.js webgpu';
+      for (const o of mine) rows.push(`| ${o.backend} | ${o.msPerStep.toFixed(1)} | ${what} | ${t.msPerStep.toFixed(1)} | ${(t.msPerStep / o.msPerStep).toFixed(2)} |`);
     }
-  }
+  });
 } finally {
   server.stop();
 }

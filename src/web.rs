@@ -24,6 +24,11 @@ use crate::platform::now_ms;
 use crate::vgg::Vgg16;
 use crate::{backbone, Error};
 
+/// `initThreadPool(n)` for the threaded CPU build: starts n Web Workers sharing this module's
+/// memory, which rayon (and so burn's CPU kernels) then use.
+#[cfg(feature = "threads")]
+pub use wasm_bindgen_rayon::init_thread_pool;
+
 #[wasm_bindgen(start)]
 pub fn start() {
     console_error_panic_hook::set_once();

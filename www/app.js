@@ -17,7 +17,10 @@ const state = {
   photo: null, // {width, height, rgba} of the uploaded photo (possibly downscaled)
   result: null, // last image shown in the main canvas
   before: null, // classifier probabilities of the edited face before the edit
-  backend: new URLSearchParams(location.search).get('backend') === 'cpu' ? 'cpu' : 'auto',
+  // auto: WebGPU on a real GPU, else the CPU; webgpu: WebGPU even on a software renderer.
+  backend: ['cpu', 'webgpu'].includes(new URLSearchParams(location.search).get('backend')) ? new URLSearchParams(location.search).get('backend') : 'auto',
+  // ?threads=0 keeps the CPU backend on one thread (to compare, or where workers misbehave).
+  threads: new URLSearchParams(location.search).get('threads') !== '0',
   timings: {},
   // Fault injection for the tests (?nanAtStep=N): the next generation's loss turns NaN at
   // step N, to prove the divergence message. Used once.
@@ -119,7 +122,7 @@ async function loadModel({ keepMessage = false } = {}) {
   $('download').hidden = false;
   startWorker();
   try {
-    const r = await call('load', { backend: state.backend, ...MODEL_URLS });
+    const r = await call('load', { backend: state.backend, threads: state.threads, ...MODEL_URLS });
     state.info = r.info;
     state.timings.load = r.ms;
     state.sizes = r.bytes;
@@ -229,7 +232,8 @@ function writeUrl() {
   p.set('seed', $('seed').value);
   p.set('model', $('model').value);
   p.set('steps', $('steps').value);
-  if (state.backend === 'cpu') p.set('backend', 'cpu');
+  if (state.backend !== 'auto') p.set('backend', state.backend);
+  if (!state.threads) p.set('threads', '0');
   history.replaceState(null, '', `${location.pathname}?${p}`);
 }
 
@@ -476,7 +480,7 @@ function wire() {
   $('dice').onclick = () => { $('seed').value = String(crypto.getRandomValues(new Uint32Array(1))[0]); writeUrl(); };
   for (const id of ['seed', 'model', 'steps']) $(id).onchange = writeUrl;
   $('edit-strength').oninput = () => { $('edit-strength-out').textContent = $('edit-strength').value; };
-  $('backend').onchange = () => { state.backend = $('backend').value; loadModel(); };
+  $('backend').onchange = () => { state.backend = $('backend').value; writeUrl(); loadModel(); };
   $('file').onchange = (e) => { readPhoto(e.target.files[0]); e.target.value = ''; };
   $('camera').onchange = (e) => { readPhoto(e.target.files[0]); e.target.value = ''; };
   $('model-file').onchange = (e) => { useModelFile(e.target.files[0]); e.target.value = ''; };

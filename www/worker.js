@@ -1,9 +1,9 @@
 // The model runs here, off the page's thread: loading (with download progress and the Cache
 // API), generation, editing and classification. Messages in: {type, id, ...}; out: progress,
 // results and errors tagged with the same id.
-import init, { DeepFace } from '../pkg/deepface.js';
-
 const CACHE = 'deepface-models-v1';
+let wasm = null; // the module's exports; one build per worker (a backend change restarts it)
+let threads = 1;
 let df = null;
 let backboneBytes = null; // kept so another model file can be loaded without a download
 let backendChoice = 'cpu';
@@ -57,17 +57,52 @@ async function fetchModel(url, label) {
   return buf;
 }
 
-// WebGPU only when the browser offers an adapter; otherwise the CPU backend.
+// WebGPU when the browser offers a hardware adapter; otherwise the CPU backend. A fallback
+// adapter is a software renderer (Chrome's SwiftShader: ~35x slower per step than the CPU
+// backend here), used only when WebGPU is asked for by name.
 async function chooseBackend(pref) {
   if (pref === 'cpu') return { backend: 'cpu', why: 'CPU chosen' };
   if (!('gpu' in navigator)) return { backend: 'cpu', why: 'this browser has no WebGPU' };
+  let adapter;
   try {
-    const adapter = await navigator.gpu.requestAdapter();
+    adapter = await navigator.gpu.requestAdapter();
     if (!adapter) return { backend: 'cpu', why: 'WebGPU offered no adapter' };
   } catch (e) {
     return { backend: 'cpu', why: `WebGPU failed: ${e.message}` };
   }
+  const info = adapter.info || {};
+  if (pref !== 'webgpu' && (info.isFallbackAdapter || adapter.isFallbackAdapter)) {
+    return { backend: 'cpu', why: `WebGPU here is the software renderer ${info.architecture || '(a fallback adapter)'}, slower than the CPU; choose WebGPU under Compute to use it anyway` };
+  }
   return { backend: 'webgpu', why: '' };
+}
+
+// The WebGPU build (wgpu's browser objects are single-threaded), or for the CPU the threaded
+// build: a rayon pool of Web Workers sharing the module's memory, which needs a cross-origin
+// isolated page. Where that build is missing or will not start, the single-threaded one runs.
+async function loadWasm(backend, wantThreads) {
+  if (wasm) return wasm;
+  if (backend === 'cpu' && wantThreads && self.crossOriginIsolated) {
+    try {
+      const m = await import('../pkg/threads/deepface.js');
+      await m.default();
+      const n = Math.max(1, Math.min(navigator.hardwareConcurrency || 1, 16));
+      await m.initThreadPool(n);
+      threads = n;
+      return (wasm = m);
+    } catch (e) {
+      console.warn(`threaded CPU build unavailable (${e.message}); using one thread`);
+    }
+  }
+  const m = await import('../pkg/deepface.js');
+  await m.default();
+  return (wasm = m);
+}
+
+function describe(model) {
+  const info = model.info();
+  if (threads > 1 && info.backend === 'CPU') info.backend = `CPU, ${threads} threads`;
+  return info;
 }
 
 const progress = (id) => (p) => {
@@ -82,14 +117,13 @@ const progress = (id) => (p) => {
 };
 
 const handlers = {
-  async load({ backend: pref, backboneUrl, bundleUrl }) {
+  async load({ backend: pref, threads: wantThreads = true, backboneUrl, bundleUrl }) {
     const t0 = performance.now();
-    await init();
-    const [backbone, bundle] = await Promise.all([fetchModel(backboneUrl, 'backbone'), fetchModel(bundleUrl, 'model bundle')]);
     const { backend, why } = await chooseBackend(pref);
+    const [, backbone, bundle] = await Promise.all([loadWasm(backend, wantThreads), fetchModel(backboneUrl, 'backbone'), fetchModel(bundleUrl, 'model bundle')]);
     df = null;
     try {
-      df = await DeepFace.load(backbone, bundle, backend);
+      df = await wasm.DeepFace.load(backbone, bundle, backend);
     } catch (e) {
       // A damaged file must not stay in the cache and fail every later visit.
       if ('caches' in self) await caches.open(CACHE).then((c) => Promise.all([c.delete(backboneUrl), c.delete(bundleUrl)])).catch(() => {});
@@ -97,15 +131,15 @@ const handlers = {
     }
     backboneBytes = backbone;
     backendChoice = backend;
-    const info = df.info();
+    const info = describe(df);
     return { info, why, bytes: { backbone: backbone.length, bundle: bundle.length }, ms: performance.now() - t0 };
   },
   // A model file the user fitted (`deepface fit`) and opened from disk. The current model
   // stays loaded unless the new one loads completely.
   async useModel({ bundle }) {
-    const next = await DeepFace.load(backboneBytes, new Uint8Array(bundle), backendChoice);
+    const next = await wasm.DeepFace.load(backboneBytes, new Uint8Array(bundle), backendChoice);
     df = next;
-    return { info: df.info(), bytes: bundle.byteLength };
+    return { info: describe(df), bytes: bundle.byteLength };
   },
   async generate({ id, attrs, opts }) {
     return df.generate(attrs, opts, progress(id));

@@ -34,10 +34,15 @@ async function download(page) {
 async function journey(webgpu, steps, label, firstSteps = steps) {
   const browser = await launch(webgpu);
   try {
-    const page = await openApp(browser, server.url, `?attrs=Male,Smiling&seed=3&steps=${firstSteps}&model=linear`);
+    const page = await openApp(browser, server.url, `?attrs=Male,Smiling&seed=3&steps=${firstSteps}&model=linear${webgpu ? '&backend=webgpu' : ''}`);
     const status = await page.textContent('#status');
     if (webgpu) assert.match(status, /running on WebGPU/, `${status} ${await page.textContent('#message-text')}`);
-    else assert.match(status, /running on CPU \((this browser has no WebGPU|WebGPU offered no adapter)\)/, `${status} ${await page.textContent('#message-text')}`);
+    else {
+      // The threaded CPU build, one rayon worker per core, when the machine has more than one.
+      const cores = await page.evaluate(() => navigator.hardwareConcurrency);
+      const cpu = cores > 1 ? `CPU, ${cores} threads` : 'CPU';
+      assert.match(status, new RegExp(`running on ${cpu} \\((this browser has no WebGPU|WebGPU offered no adapter)\\)`), `${status} ${await page.textContent('#message-text')}`);
+    }
 
     // A non-blank face that the app's detector accepts.
     await page.click('#generate');
@@ -106,10 +111,36 @@ test('CPU fallback: generate, download, another seed, cancel, edit a real photo;
   assert.deepEqual(foreign.map((r) => r.url), [], 'requests to another origin');
   assert.deepEqual(requests.filter((r) => r.method !== 'GET' || (r.body && r.body.length)).map((r) => `${r.method} ${r.url}`), [], 'requests that send data');
   assert.deepEqual(requests.filter((r) => r.url.length > 300).map((r) => r.url.slice(0, 80)), [], 'URLs long enough to carry image data');
-  for (const want of ['/model/default.bundle', '/pkg/vgg16_conv5_1.safetensors', '/pkg/deepface_bg.wasm']) {
+  for (const want of ['/model/default.bundle', '/pkg/vgg16_conv5_1.safetensors', '/pkg/threads/deepface_bg.wasm']) {
     assert.ok(requests.some((r) => r.url.endsWith(want)), `the recording missed ${want}`);
   }
   console.log(`cpu: ${requests.length} requests, all GET to ${origin}`);
+});
+
+test('CPU backend: the threaded build gives the image of the one-thread build', { timeout: 600_000 }, async () => {
+  assert.ok(fs.existsSync(path.join(repo, 'pkg/threads/deepface.js')), 'pkg/threads is missing: scripts/build_web.sh skipped the threaded build (no nightly Rust?)');
+  const browser = await launch(false);
+  try {
+    const run = async (threads) => {
+      const page = await openApp(browser, server.url, `?attrs=Senior,Smiling&seed=5&steps=20&model=linear&backend=cpu${threads ? '' : '&threads=0'}`);
+      const status = await page.textContent('#status');
+      await page.click('#generate');
+      const done = await waitRun(page);
+      assert.match(done, /^Done/, done);
+      const px = await canvasPixels(page);
+      await page.close();
+      return { status, done, px, ms: Number(/\((\d+) ms per step\)/.exec(done)[1]) };
+    };
+    const one = await run(false);
+    const many = await run(true);
+    assert.match(one.status, /running on CPU \(CPU chosen\)/);
+    assert.match(many.status, /running on CPU, \d+ threads \(CPU chosen\)/);
+    const rms = rmsOf(one.px, many.px);
+    console.log(`cpu threads: 1 thread ${one.ms} ms/step, ${many.status.replace(/^Ready: running on /, '')} ${many.ms} ms/step; RMS difference ${rms.toFixed(3)}`);
+    assert.ok(rms < 1, `the threaded build gives another image: RMS ${rms}`);
+  } finally {
+    await browser.close();
+  }
 });
 
 test('Content-Security-Policy: served and enforced (a request to another origin is blocked)', { timeout: 300_000 }, async () => {
@@ -134,11 +165,14 @@ test('Content-Security-Policy: served and enforced (a request to another origin 
 
 test('WebGPU: the same journey, and the same image as the CPU backend', { timeout: 1_800_000 }, async () => {
   const gpu = await journey(true, GPU_STEPS, 'webgpu', GPU_FIRST_STEPS);
-  // The CPU backend, same request and step count: the two backends must agree.
-  const browser = await launch(false);
+  // The CPU backend, same request and step count: the two backends must agree. The same
+  // browser without `backend=webgpu`: its only adapter is a software one, so the page picks
+  // the CPU itself and says why.
+  const browser = await launch(true);
   try {
     // The second image (seed 4, fewer steps): few steps keep rounding differences small.
-    const page = await openApp(browser, server.url, `?attrs=Male,Smiling&seed=4&steps=${GPU_STEPS}&model=linear&backend=cpu`);
+    const page = await openApp(browser, server.url, `?attrs=Male,Smiling&seed=4&steps=${GPU_STEPS}&model=linear`);
+    assert.match(await page.textContent('#status'), /^Ready: running on CPU, \d+ threads \(WebGPU here is the software renderer swiftshader, slower than the CPU; choose WebGPU under Compute to use it anyway\)\.$/);
     await page.click('#generate');
     assert.match(await waitRun(page), /^Done/);
     const cpu = await canvasPixels(page);

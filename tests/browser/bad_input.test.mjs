@@ -167,7 +167,7 @@ test('NaN in the optimisation: stopped with the step named, page keeps working',
 test('WebGPU device lost (device.destroy()) during a generation: restarted on the CPU, settings kept', { timeout: 900_000 }, async () => {
   const gpu = await launch(true);
   try {
-    const page = await openApp(gpu, server.url, '?attrs=-Male,Smiling&seed=5&steps=20');
+    const page = await openApp(gpu, server.url, '?attrs=-Male,Smiling&seed=5&steps=20&backend=webgpu');
     assert.match(await page.textContent('#status'), /running on WebGPU/);
     await page.click('#generate');
     await page.waitForFunction(() => /^Step|Starting/.test(document.getElementById('progress-text').textContent));

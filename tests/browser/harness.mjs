@@ -36,6 +36,19 @@ export async function launch(webgpu) {
   return chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true, args });
 }
 
+// Runs fn(browser, webgpu) in a fresh Chromium without WebGPU, then in one with WebGPU
+// (SwiftShader), closing each afterwards (the benchmarks' loop over backends).
+export async function eachBackend(fn) {
+  for (const webgpu of [false, true]) {
+    const browser = await launch(webgpu);
+    try {
+      await fn(browser, webgpu);
+    } finally {
+      await browser.close();
+    }
+  }
+}
+
 // Opens the page and waits until the model is loaded; returns the page.
 export async function openApp(browser, url, query = '') {
   const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
