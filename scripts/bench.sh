@@ -21,7 +21,7 @@ cargo build --release --quiet
 [ -f pkg/deepface_bg.wasm ] || DEEPFACE_WASM_OPT=0 scripts/build_web.sh
 ours=$(target/release/deepface bench --layers "$LAYERS" --sizes "$SIZES" --steps "$STEPS" --runs "$RUNS")
 peer=$("$venv/bin/python" scripts/bench_peer_jax.py --layers "$LAYERS" --sizes "$SIZES" --steps "$STEPS" --runs "$RUNS")
-browser=$(node scripts/bench_browser.mjs "${CPU_STEPS:-120}" "${WEBGPU_STEPS:-3}")
+browser=$(node scripts/bench_browser.mjs "${CPU_STEPS:-default}" "${WEBGPU_STEPS:-3}")
 tfjs=$(node scripts/bench_tfjs.mjs 64 "$STEPS" 2 "$RUNS")
 ratio=$(paste <(echo "$ours" | grep -E '^\| [0-9]') <(echo "$peer" | grep -E '^\| [0-9]') | awk -F'|' '{printf "| %s | %.1f | %.1f | %.2f | %.2f |\n", $2, $3, $11, $3/$11, $5/$13}')
 {

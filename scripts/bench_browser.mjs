@@ -2,13 +2,14 @@
 // (threaded build, and one thread for comparison) and on WebGPU. Prints markdown rows: time
 // from navigation to the first finished face (cold cache), per-step ms of a generation, and
 // download sizes (raw and gzip) of a first visit on each path.
-// Usage: node scripts/bench_browser.mjs [cpuSteps] [webgpuSteps]
+// Usage: node scripts/bench_browser.mjs [cpuSteps] [webgpuSteps]; without cpuSteps (or with
+// "default") the CPU page runs the model's default step count.
 import fs from 'node:fs';
 import zlib from 'node:zlib';
 import path from 'node:path';
 import { repo, startServer, eachBackend, waitRun } from '../tests/browser/harness.mjs';
 
-const cpuSteps = Number(process.argv[2] || 60);
+const cpuSteps = /^\d+$/.test(process.argv[2] || '') ? Number(process.argv[2]) : null;
 const gpuSteps = Number(process.argv[3] || 3);
 const server = await startServer();
 const rows = [];
@@ -18,15 +19,16 @@ try {
     for (const threads of webgpu ? [true] : [true, false]) {
       const page = await browser.newPage();
       const t0 = Date.now();
-      await page.goto(`${server.url}/?attrs=Male,Smiling&seed=3&steps=${steps}&model=linear${threads ? '' : '&threads=0'}${webgpu ? '&backend=webgpu' : ''}`);
+      await page.goto(`${server.url}/?attrs=Male,Smiling&seed=3${steps ? `&steps=${steps}` : ''}&model=linear${threads ? '' : '&threads=0'}${webgpu ? '&backend=webgpu' : ''}`);
       await page.waitForFunction(() => /^Ready|could not be loaded/.test(document.getElementById('status').textContent), null, { timeout: 600_000 });
       const ready = (Date.now() - t0) / 1000;
       const status = await page.textContent('#status');
+      const ran = await page.inputValue('#steps');
       await page.click('#generate');
       const done = await waitRun(page, 1_800_000);
       const total = (Date.now() - t0) / 1000;
       const ms = Number((done.match(/\((\d+) ms per step\)/) || [])[1]);
-      rows.push(`| ${webgpu ? 'WebGPU (SwiftShader)' : 'CPU fallback (flex, wasm)'} | ${status.replace(/^Ready: running on /, '').replace(/\.$/, '')} | ${steps} | ${ms} | ${ready.toFixed(1)} | ${total.toFixed(1)} |`);
+      rows.push(`| ${webgpu ? 'WebGPU (SwiftShader)' : 'CPU fallback (flex, wasm)'} | ${status.replace(/^Ready: running on /, '').replace(/\.$/, '')} | ${ran} | ${ms} | ${ready.toFixed(1)} | ${total.toFixed(1)} |`);
       await page.close();
     }
   });
@@ -45,7 +47,7 @@ const size = (f) => {
   const b = fs.readFileSync(path.join(repo, f));
   return [b.length, /\.(wasm|js|css|html)$/.test(f) ? zlib.gzipSync(b, { level: 6 }).length : b.length];
 };
-const common = ['www/worker.js', 'www/app.js', 'www/style.css', 'index.html', 'pkg/vgg16_conv5_1.safetensors', 'model/default.bundle'];
+const common = ['www/worker.js', 'www/wasm.js', 'www/app.js', 'www/style.css', 'index.html', 'pkg/vgg16_conv5_1.safetensors', 'model/default.bundle'];
 const paths = { WebGPU: ['pkg/deepface_bg.wasm', 'pkg/deepface.js'], 'CPU, threaded': ['pkg/threads/deepface_bg.wasm', 'pkg/threads/deepface.js'] };
 for (const f of [...paths.WebGPU, ...paths['CPU, threaded'], ...common]) {
   const [raw, gz] = size(f);

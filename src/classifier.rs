@@ -285,8 +285,8 @@ pub fn train(heads: Vec<Head>, x: &[f32], labels: &[&[i8]], l2: f32, epochs: usi
             let grads = loss.backward();
             let gw = wa.grad(&grads).ok_or_else(|| Error::Backend("no gradient for the classifier weights".into()))?;
             let gb = ba.grad(&grads).ok_or_else(|| Error::Backend("no gradient for the classifier bias".into()))?;
-            (w, mw, vw) = crate::invert::adam_step(w, mw, vw, gw, t, 1e-3);
-            (b, mb, vb) = crate::invert::adam_step(b, mb, vb, gb, t, 1e-3);
+            (w, mw, vw) = crate::invert::adam_step(w, mw, vw, gw, t, 1e-3, crate::invert::ADAM_BETA2);
+            (b, mb, vb) = crate::invert::adam_step(b, mb, vb, gb, t, 1e-3, crate::invert::ADAM_BETA2);
         }
     }
     let weight = crate::imageops::read_native(w)?;

@@ -21,6 +21,10 @@ pub const FACE_MARGIN: f32 = 0.45;
 /// Detection runs on a copy no larger than this (the detector's time grows with the pixels).
 const DETECT_SIDE: u32 = 800;
 
+/// An edit's steps and strength unless asked otherwise (the CLI, the wasm API and the page).
+pub const DEFAULT_STEPS: usize = 100;
+pub const DEFAULT_STRENGTH: f32 = 4.0;
+
 #[derive(Clone, Debug)]
 pub struct EditOptions {
     /// Multiplies the attribute shift (1: one unit of each attribute's average effect, which

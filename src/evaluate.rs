@@ -20,17 +20,20 @@ pub struct Generated {
     pub seed: u64,
     pub image: RgbImage,
     pub probs: Vec<f32>,
+    /// [`crate::invert::match_error`] of the finished 8-bit image against its target.
+    pub error: f32,
 }
 
 /// Generates every (model, set, seed) face; sets a model cannot express are skipped.
-pub fn run(vgg: &Vgg16, bundle: &Bundle, sets: &[String], seeds: &[u64], steps: usize, device: &Device) -> Result<Vec<Generated>> {
+/// `lr` overrides the generation's step size (None: the default), to weigh schedules.
+pub fn run(vgg: &Vgg16, bundle: &Bundle, models: &[ModelKind], sets: &[String], seeds: &[u64], steps: usize, lr: Option<f32>, device: &Device) -> Result<Vec<Generated>> {
     let clf = bundle.classifier.to_device(device);
     let mut out = Vec::new();
-    for model in [ModelKind::Linear, ModelKind::Cgmm] {
+    for &model in models {
         for (k, spec) in sets.iter().enumerate() {
             let req = bundle.vocab.parse(spec)?;
             for &seed in seeds {
-                let opts = GenerateOptions { model, seed, steps, temperature: None, gain: None, poison_at: None };
+                let opts = GenerateOptions { model, seed, steps, temperature: None, gain: None, lr, poison_at: None };
                 let t = std::time::Instant::now();
                 let r = match pollster::block_on(generate(vgg, bundle, &req, &opts, device, None, false, |_| true)) {
                     Ok(r) => r,
@@ -41,8 +44,10 @@ pub fn run(vgg: &Vgg16, bundle: &Bundle, sets: &[String], seeds: &[u64], steps: 
                     Err(e) => return Err(e),
                 };
                 let probs = pollster::block_on(crate::edit::classify(vgg, &clf, &r.image, bundle.image_size, device))?;
+                let targets = crate::generate::targets(bundle, &req, &opts, device)?;
+                let error = pollster::block_on(crate::invert::match_error(vgg, crate::imageops::to_tensor(&r.image, device), &targets))?;
                 eprintln!("{model:?} `{spec}` seed {seed}: {:.1} s", t.elapsed().as_secs_f64());
-                out.push(Generated { model, set: k, seed, image: r.image, probs });
+                out.push(Generated { model, set: k, seed, image: r.image, probs, error });
             }
         }
     }
@@ -58,8 +63,8 @@ fn rms(a: &RgbImage, b: &RgbImage) -> f64 {
 pub fn report(bundle: &Bundle, sets: &[String], faces: &[Generated]) -> Result<String> {
     let v = &bundle.vocab;
     let mut md = String::new();
-    let _ = writeln!(md, "| model | faces | gender agrees | age group agrees | other requested attributes agree | face detected | RMS distance, same set / other seed | RMS distance, same seed / other set |");
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(md, "| model | faces | gender agrees | age group agrees | other requested attributes agree | face detected | RMS distance, same set / other seed | RMS distance, same seed / other set | mean feature error |");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
     for model in [ModelKind::Linear, ModelKind::Cgmm] {
         let mine: Vec<&Generated> = faces.iter().filter(|g| g.model == model).collect();
         if mine.is_empty() {
@@ -97,14 +102,15 @@ pub fn report(bundle: &Bundle, sets: &[String], faces: &[Generated]) -> Result<S
         let avg = |d: f64, n: usize| if n == 0 { "-".to_string() } else { format!("{:.1}", d / n as f64) };
         let _ = writeln!(
             md,
-            "| {model:?} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {model:?} | {} | {} | {} | {} | {} | {} | {} | {:.4} |",
             mine.len(),
             pct(g_ok, g_n),
             pct(a_ok, a_n),
             pct(o_ok, o_n),
             pct(found, mine.len()),
             avg(d_seed, n_seed),
-            avg(d_set, n_set)
+            avg(d_set, n_set),
+            mine.iter().map(|g| f64::from(g.error)).sum::<f64>() / mine.len() as f64
         );
     }
     Ok(md)

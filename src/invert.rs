@@ -29,6 +29,9 @@ pub struct InvertConfig {
     pub steps: usize,
     /// Adam step size in [0, 1] pixel units.
     pub lr: f32,
+    /// Adam's second-moment decay: 0.99 forgets the large gradients of the first steps
+    /// sooner than the usual 0.999, which suits short runs.
+    pub beta2: f32,
     /// Cosine decay of the step size to 10% by the last step: the last steps polish detail
     /// instead of jittering around the optimum.
     pub lr_decay: bool,
@@ -59,6 +62,7 @@ impl Default for InvertConfig {
         InvertConfig {
             steps: 300,
             lr: 0.05,
+            beta2: ADAM_BETA2,
             lr_decay: true,
             tv_weight: 3e-5,
             norm_weight: 0.0,
@@ -80,6 +84,9 @@ impl InvertConfig {
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return bad("learning rate", format!("{}; must be a positive number", self.lr));
+        }
+        if !(self.beta2 > 0.0 && self.beta2 < 1.0) {
+            return bad("beta2", format!("{}; must be between 0 and 1", self.beta2));
         }
         for (what, v) in [("tv weight", self.tv_weight), ("norm weight", self.norm_weight), ("init noise", self.init_noise)] {
             if !(v.is_finite() && v >= 0.0) {
@@ -164,6 +171,20 @@ fn objective(vgg: &Vgg16, x: Tensor<4>, targets: &[LayerTarget], inv_norms: &[f3
     loss
 }
 
+/// How far `x`'s activations are from the targets: the sum over layers of ||f - T||^2 / ||T||^2,
+/// unshifted and without regularisers. Judges a schedule by the image it ends with (the
+/// last step's loss depends on that step's random shift).
+pub async fn match_error(vgg: &Vgg16, x: Tensor<4>, targets: &[LayerTarget]) -> Result<f32> {
+    let layers: Vec<Layer> = targets.iter().map(|t| t.layer).collect();
+    let mut total = 0.0;
+    for (f, t) in vgg.forward(x.without_autodiff(), &layers).into_iter().zip(targets) {
+        let d = read_f32((f - t.target.clone()).square().sum()).await?[0];
+        let e = read_f32(t.target.clone().square().sum()).await?[0];
+        total += d / e.max(1e-6);
+    }
+    Ok(total)
+}
+
 /// Runs the optimisation from `init`. `on_progress` is called every `report_every` steps and
 /// at the end; returning `false` cancels, as does setting `cancel`. A non-finite loss is an
 /// error, never an image.
@@ -192,10 +213,13 @@ pub async fn invert(
     optimise(init, cfg, cancel, previews, on_progress, |x, shift| objective(vgg, x, targets, &inv_norms, cfg, shift)).await
 }
 
-/// One bias-corrected Adam update (beta 0.9 / 0.999): returns the new parameters and moments.
+/// Adam's usual second-moment decay.
+pub const ADAM_BETA2: f32 = 0.999;
+
+/// One bias-corrected Adam update (beta1 0.9): returns the new parameters and moments.
 /// Shared by the pixel optimiser and the classifier's training.
-pub fn adam_step<const D: usize>(p: Tensor<D>, m: Tensor<D>, v: Tensor<D>, g: Tensor<D>, t: i32, lr: f32) -> (Tensor<D>, Tensor<D>, Tensor<D>) {
-    let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-8f32);
+pub fn adam_step<const D: usize>(p: Tensor<D>, m: Tensor<D>, v: Tensor<D>, g: Tensor<D>, t: i32, lr: f32, b2: f32) -> (Tensor<D>, Tensor<D>, Tensor<D>) {
+    let (b1, eps) = (0.9f32, 1e-8f32);
     let m = m.mul_scalar(b1) + g.clone().mul_scalar(1.0 - b1);
     let v = v.mul_scalar(b2) + g.square().mul_scalar(1.0 - b2);
     let step = lr * (1.0 - b2.powi(t)).sqrt() / (1.0 - b1.powi(t));
@@ -250,7 +274,7 @@ pub async fn optimise(
         } else {
             cfg.lr
         };
-        let (nx, nm, nv) = adam_step(x, m, v, g, step as i32, lr);
+        let (nx, nm, nv) = adam_step(x, m, v, g, step as i32, lr, cfg.beta2);
         (x, m, v) = (nx.clamp(0.0, 1.0), nm, nv);
         if report {
             let image = if previews { Some(tensor_to_image(x.clone()).await?) } else { None };

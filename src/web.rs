@@ -98,9 +98,18 @@ struct Info {
     backend: String,
     image_size: u32,
     default_model: ModelKind,
+    /// What `generate` and `alter` use when not told, so the page's fields start there.
+    defaults: Defaults,
     attributes: Vec<AttributeInfo>,
     groups: Vec<crate::attributes::Group>,
     report: serde_json::Value,
+}
+
+#[derive(Serialize)]
+struct Defaults {
+    steps: usize,
+    edit_steps: usize,
+    edit_strength: f32,
 }
 
 #[derive(Deserialize, Default)]
@@ -144,7 +153,17 @@ async fn pick_device(backend: &str) -> (Device, String) {
         }
     }
     let _ = (backend, &GPU);
-    (Device::flex(), "CPU".into())
+    (Device::flex(), cpu_label())
+}
+
+/// "CPU", or with the threaded build's pool running, "CPU, N threads": the one label the
+/// page, the API and the benchmarks show.
+fn cpu_label() -> String {
+    #[cfg(feature = "threads")]
+    if rayon::current_num_threads() > 1 {
+        return format!("CPU, {} threads", rayon::current_num_threads());
+    }
+    "CPU".into()
 }
 
 #[wasm_bindgen]
@@ -175,6 +194,7 @@ impl DeepFace {
             backend: self.inner.backend.clone(),
             image_size: b.image_size,
             default_model: b.default_model,
+            defaults: Defaults { steps: generate::DEFAULT_STEPS, edit_steps: edit::DEFAULT_STEPS, edit_strength: edit::DEFAULT_STRENGTH },
             attributes,
             groups: b.vocab.groups.clone(),
             report: b.report.clone(),
@@ -223,7 +243,7 @@ impl DeepFace {
                 None => b.default_model,
             };
             let steps = o.steps.unwrap_or(generate::DEFAULT_STEPS).clamp(1, 2000);
-            let opts = GenerateOptions { model, seed: o.seed.unwrap_or(0), steps, temperature: o.temperature, gain: o.gain, poison_at: o.nan_at_step };
+            let opts = GenerateOptions { model, seed: o.seed.unwrap_or(0), steps, temperature: o.temperature, gain: o.gain, lr: None, poison_at: o.nan_at_step };
             let t0 = now_ms();
             let r = run_loop(&inner, &on_progress, t0, |cb| generate::generate(&inner.vgg, b, &req, &opts, &inner.device, Some(&inner.cancel), true, cb)).await?;
             let probs = edit::classify(&inner.vgg, &inner.clf, &r.image, b.image_size, &inner.device).await.map_err(js_err)?;
@@ -264,8 +284,8 @@ impl DeepFace {
             let o: AlterOpts = serde_wasm_bindgen::from_value(opts).unwrap_or_default();
             let photo = crate::imageops::from_rgba(&rgba, width, height).map_err(js_err)?;
             let req = inner.bundle.vocab.parse(&attrs).map_err(js_err)?;
-            let steps = o.steps.unwrap_or(100).clamp(1, 2000);
-            let eo = EditOptions { strength: o.strength.unwrap_or(4.0), steps, seed: o.seed.unwrap_or(0), centre_if_no_face: o.centre_if_no_face };
+            let steps = o.steps.unwrap_or(edit::DEFAULT_STEPS).clamp(1, 2000);
+            let eo = EditOptions { strength: o.strength.unwrap_or(edit::DEFAULT_STRENGTH), steps, seed: o.seed.unwrap_or(0), centre_if_no_face: o.centre_if_no_face };
             let t0 = now_ms();
             let e = run_loop(&inner, &on_progress, t0, |cb| edit::alter(&inner.vgg, &inner.bundle, &inner.clf, &photo, &req, &eo, &inner.device, Some(&inner.cancel), true, cb)).await?;
             let out = Object::new();

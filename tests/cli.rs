@@ -98,6 +98,7 @@ fn generate_classify_alter_and_bad_requests() {
         (vec!["generate", "--attrs", "Child,Senior"], "Child and Senior are mutually exclusive (group Age)"),
         (vec!["generate", "--attrs=-Male", "--using", "cgmm"], "cGMM models present attributes only"),
         (vec!["generate", "--attrs", "Male", "--using", "gan"], "unknown model `gan`; valid: cgmm, linear"),
+        (vec!["evaluate", "--models", "linear,gan"], "unknown model `gan`; valid: cgmm, linear"),
         (vec!["generate", "--model", text.to_str().unwrap()], "not a deepface model bundle"),
         (vec!["alter", face.to_str().unwrap(), "--attrs", ""], "choose at least one attribute"),
     ];

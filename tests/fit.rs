@@ -104,7 +104,7 @@ fn generation_makes_distinct_faces_and_refuses_what_a_model_cannot_express() {
     let (vgg, bundle, _) = fitted();
     let dev = common::device();
     let run = |model, spec: &str, seed| {
-        let opts = GenerateOptions { model, seed, steps: 30, temperature: None, gain: None, poison_at: None };
+        let opts = GenerateOptions { model, seed, steps: 30, temperature: None, gain: None, lr: None, poison_at: None };
         pollster::block_on(generate(vgg, bundle, &bundle.vocab.parse(spec).unwrap(), &opts, &dev, None, false, |_| true))
     };
     let a = run(ModelKind::Linear, "Male,Smiling", 1).unwrap().image;

@@ -83,6 +83,7 @@ fn bad_settings_are_named() {
         (InvertConfig { lr: f32::NAN, ..InvertConfig::default() }, "learning rate"),
         (InvertConfig { norm_alpha: 3, ..InvertConfig::default() }, "even integer"),
         (InvertConfig { tv_weight: -1.0, ..InvertConfig::default() }, "tv weight"),
+        (InvertConfig { beta2: 1.0, ..InvertConfig::default() }, "beta2"),
     ] {
         let err = pollster::block_on(invert(&vgg, &targets, init.clone(), &cfg, None, false, |_| true)).err().unwrap();
         assert!(err.to_string().contains(needle), "{err} should mention {needle}");
@@ -123,4 +124,19 @@ fn nan_in_the_loss_stops_the_run_with_its_step() {
         Ok(_) => panic!("a NaN loss was not noticed"),
     }
     assert_eq!(last, 5, "no progress may be reported after the NaN");
+}
+
+#[test]
+fn match_error_is_zero_for_the_target_image_and_falls_as_inversion_runs() {
+    let (vgg, targets, device) = small_setup();
+    let own = noise_image(32, 0.2, 5, &device);
+    let other = noise_image(32, 0.2, 6, &device);
+    let e_own = pollster::block_on(deepface::invert::match_error(&vgg, own, &targets)).unwrap();
+    let e_other = pollster::block_on(deepface::invert::match_error(&vgg, other.clone(), &targets)).unwrap();
+    assert!(e_own < 1e-6, "the target image itself: {e_own}");
+    assert!(e_other > 0.05, "another noise image: {e_other}");
+    let cfg = InvertConfig { steps: 40, ..InvertConfig::default() };
+    let out = pollster::block_on(invert(&vgg, &targets, other, &cfg, None, false, |_| true)).unwrap();
+    let e_after = pollster::block_on(deepface::invert::match_error(&vgg, out.tensor, &targets)).unwrap();
+    assert!(e_after < 0.5 * e_other, "40 steps: {e_other} -> {e_after}");
 }

@@ -22,6 +22,7 @@ const state = {
   // ?threads=0 keeps the CPU backend on one thread (to compare, or where workers misbehave).
   threads: new URLSearchParams(location.search).get('threads') !== '0',
   timings: {},
+  editDefaults: false, // the edit fields were given the model's defaults
   // Fault injection for the tests (?nanAtStep=N): the next generation's loss turns NaN at
   // step N, to prove the divergence message. Used once.
   nanAtStep: Number(new URLSearchParams(location.search).get('nanAtStep')) || null,
@@ -131,6 +132,12 @@ async function loadModel({ keepMessage = false } = {}) {
     setStatus(`Ready: running on ${r.info.backend}${why}.`);
     document.body.dataset.backend = r.info.backend.startsWith('WebGPU') ? 'webgpu' : 'cpu';
     buildPicker(r.info);
+    if (!state.editDefaults) {
+      // Once: a reload after a lost device keeps what the user set.
+      $('edit-steps').value = String(r.info.defaults.edit_steps);
+      $('edit-strength').value = $('edit-strength-out').textContent = String(r.info.defaults.edit_strength);
+      state.editDefaults = true;
+    }
     applyUrl();
     renderInfo();
   } catch (e) {
@@ -242,7 +249,8 @@ function applyUrl() {
   if (p.has('seed')) $('seed').value = String(Math.max(0, Math.floor(Number(p.get('seed')) || 0)));
   if (['linear', 'cgmm'].includes(p.get('model'))) $('model').value = p.get('model');
   else $('model').value = state.info.default_model;
-  if (p.has('steps')) $('steps').value = String(Math.min(1000, Math.max(10, Number(p.get('steps')) || 120)));
+  const d = state.info.defaults;
+  $('steps').value = String(p.has('steps') ? Math.min(1000, Math.max(10, Number(p.get('steps')) || d.steps)) : d.steps);
   const unknown = setSpec(p.get('attrs') || '');
   if (unknown.length) {
     const valid = state.info.attributes.map((a) => a.name).join(', ');

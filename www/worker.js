@@ -1,9 +1,10 @@
 // The model runs here, off the page's thread: loading (with download progress and the Cache
 // API), generation, editing and classification. Messages in: {type, id, ...}; out: progress,
 // results and errors tagged with the same id.
+import { loadWasm, cpuThreads } from './wasm.js';
+
 const CACHE = 'deepface-models-v1';
 let wasm = null; // the module's exports; one build per worker (a backend change restarts it)
-let threads = 1;
 let df = null;
 let backboneBytes = null; // kept so another model file can be loaded without a download
 let backendChoice = 'cpu';
@@ -58,7 +59,7 @@ async function fetchModel(url, label) {
 }
 
 // WebGPU when the browser offers a hardware adapter; otherwise the CPU backend. A fallback
-// adapter is a software renderer (Chrome's SwiftShader: ~35x slower per step than the CPU
+// adapter is a software renderer (Chrome's SwiftShader: 35-50x slower per step than the CPU
 // backend here), used only when WebGPU is asked for by name.
 async function chooseBackend(pref) {
   if (pref === 'cpu') return { backend: 'cpu', why: 'CPU chosen' };
@@ -77,32 +78,9 @@ async function chooseBackend(pref) {
   return { backend: 'webgpu', why: '' };
 }
 
-// The WebGPU build (wgpu's browser objects are single-threaded), or for the CPU the threaded
-// build: a rayon pool of Web Workers sharing the module's memory, which needs a cross-origin
-// isolated page. Where that build is missing or will not start, the single-threaded one runs.
-async function loadWasm(backend, wantThreads) {
-  if (wasm) return wasm;
-  if (backend === 'cpu' && wantThreads && self.crossOriginIsolated) {
-    try {
-      const m = await import('../pkg/threads/deepface.js');
-      await m.default();
-      const n = Math.max(1, Math.min(navigator.hardwareConcurrency || 1, 16));
-      await m.initThreadPool(n);
-      threads = n;
-      return (wasm = m);
-    } catch (e) {
-      console.warn(`threaded CPU build unavailable (${e.message}); using one thread`);
-    }
-  }
-  const m = await import('../pkg/deepface.js');
-  await m.default();
-  return (wasm = m);
-}
-
-function describe(model) {
-  const info = model.info();
-  if (threads > 1 && info.backend === 'CPU') info.backend = `CPU, ${threads} threads`;
-  return info;
+async function ensureWasm(backend, wantThreads) {
+  if (!wasm) wasm = await loadWasm(backend, wantThreads ? cpuThreads() : 1);
+  return wasm;
 }
 
 const progress = (id) => (p) => {
@@ -120,7 +98,7 @@ const handlers = {
   async load({ backend: pref, threads: wantThreads = true, backboneUrl, bundleUrl }) {
     const t0 = performance.now();
     const { backend, why } = await chooseBackend(pref);
-    const [, backbone, bundle] = await Promise.all([loadWasm(backend, wantThreads), fetchModel(backboneUrl, 'backbone'), fetchModel(bundleUrl, 'model bundle')]);
+    const [, backbone, bundle] = await Promise.all([ensureWasm(backend, wantThreads), fetchModel(backboneUrl, 'backbone'), fetchModel(bundleUrl, 'model bundle')]);
     df = null;
     try {
       df = await wasm.DeepFace.load(backbone, bundle, backend);
@@ -131,7 +109,7 @@ const handlers = {
     }
     backboneBytes = backbone;
     backendChoice = backend;
-    const info = describe(df);
+    const info = df.info();
     return { info, why, bytes: { backbone: backbone.length, bundle: bundle.length }, ms: performance.now() - t0 };
   },
   // A model file the user fitted (`deepface fit`) and opened from disk. The current model
@@ -139,7 +117,7 @@ const handlers = {
   async useModel({ bundle }) {
     const next = await wasm.DeepFace.load(backboneBytes, new Uint8Array(bundle), backendChoice);
     df = next;
-    return { info: describe(df), bytes: bundle.byteLength };
+    return { info: df.info(), bytes: bundle.byteLength };
   },
   async generate({ id, attrs, opts }) {
     return df.generate(attrs, opts, progress(id));

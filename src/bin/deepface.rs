@@ -8,7 +8,7 @@ use burn::tensor::Device;
 use clap::{Parser, Subcommand};
 
 use deepface::backbone::{self, InputConvention, Manifest};
-use deepface::bundle::Bundle;
+use deepface::bundle::{Bundle, ModelKind};
 use deepface::fit::FitOptions;
 use deepface::generate::{generate, GenerateOptions};
 use deepface::invert::{invert, noise_image, targets_from_image, InvertConfig};
@@ -165,9 +165,9 @@ enum Command {
         #[arg(long)]
         attrs: String,
         /// Multiplies the attribute shift; 4 moves a face's classifier score most of the way.
-        #[arg(long, default_value_t = 4.0)]
+        #[arg(long, default_value_t = deepface::edit::DEFAULT_STRENGTH)]
         strength: f32,
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, default_value_t = deepface::edit::DEFAULT_STEPS)]
         steps: usize,
         /// With no face found, edit the photo's centre instead of failing.
         #[arg(long)]
@@ -215,6 +215,12 @@ enum Command {
         seeds: String,
         #[arg(long, default_value_t = deepface::generate::DEFAULT_STEPS)]
         steps: usize,
+        /// Adam step size (default: the generation default), to compare schedules.
+        #[arg(long)]
+        lr: Option<f32>,
+        /// Conditional models to evaluate, comma-separated.
+        #[arg(long, default_value = "linear,cgmm")]
+        models: String,
         #[arg(long, default_value = "docs/contact_sheet.png")]
         out: PathBuf,
         #[command(flatten)]
@@ -395,7 +401,7 @@ fn run(cmd: Command) -> Result<()> {
             let (vgg, bundle) = bundle.load(&device)?;
             let req = bundle.vocab.parse(&attrs)?;
             let model = using.map(|m| m.parse()).transpose()?.unwrap_or(bundle.default_model);
-            let opts = GenerateOptions { model, seed, steps, temperature, gain, poison_at: None };
+            let opts = GenerateOptions { model, seed, steps, temperature, gain, lr: None, poison_at: None };
             let start = Instant::now();
             let r = pollster::block_on(generate(&vgg, &bundle, &req, &opts, &device, None, false, report_steps))?;
             save_png(&r.image, &out)?;
@@ -437,11 +443,12 @@ fn run(cmd: Command) -> Result<()> {
             Ok(())
         }
         Command::Tsne { layer, attr, data, count, out, model } => tsne(&device, &model, &layer, &attr, &data, count, &out),
-        Command::Evaluate { sets, seeds, steps, out, bundle } => {
+        Command::Evaluate { sets, seeds, steps, lr, models, out, bundle } => {
             let (vgg, bundle) = bundle.load(&device)?;
             let sets: Vec<String> = sets.split(';').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
             let seeds: Vec<u64> = seeds.split(',').map(|s| s.trim().parse().map_err(|_| Error::invalid("seeds", format!("`{s}` is not a number")))).collect::<Result<_>>()?;
-            let faces = deepface::evaluate::run(&vgg, &bundle, &sets, &seeds, steps, &device)?;
+            let models: Vec<ModelKind> = models.split(',').map(|m| m.trim().parse()).collect::<Result<_>>()?;
+            let faces = deepface::evaluate::run(&vgg, &bundle, &models, &sets, &seeds, steps, lr, &device)?;
             let md = deepface::evaluate::report(&bundle, &sets, &faces)?;
             let sheet = deepface::evaluate::contact_sheet(&faces, sets.len(), &seeds, bundle.image_size);
             if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {

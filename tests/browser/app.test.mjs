@@ -158,6 +158,11 @@ test('Content-Security-Policy: served and enforced (a request to another origin 
       return { fetched, directive: await seen };
     });
     assert.deepEqual(r, { fetched: 'blocked', directive: 'connect-src' });
+    // With no steps in the link, the fields start at the Rust defaults (one source of truth).
+    const rust = (file, name) => fs.readFileSync(path.join(repo, file), 'utf8').match(new RegExp(`pub const ${name}: \\w+ = ([\\d.]+);`))[1];
+    const fields = await page.evaluate(() => ['steps', 'edit-steps', 'edit-strength', 'edit-strength-out'].map((id) => document.getElementById(id).value ?? document.getElementById(id).textContent));
+    assert.deepEqual(fields.map(Number), [rust('src/generate.rs', 'DEFAULT_STEPS'), rust('src/edit.rs', 'DEFAULT_STEPS'), rust('src/edit.rs', 'DEFAULT_STRENGTH'), rust('src/edit.rs', 'DEFAULT_STRENGTH')].map(Number));
+    assert.match(page.url(), new RegExp(`steps=${rust('src/generate.rs', 'DEFAULT_STEPS')}(&|$)`));
   } finally {
     await browser.close();
   }
