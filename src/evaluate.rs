@@ -27,6 +27,10 @@ pub struct Generated {
 /// Generates every (model, set, seed) face; sets a model cannot express are skipped.
 /// `lr` overrides the generation's step size (None: the default), to weigh schedules.
 pub fn run(vgg: &Vgg16, bundle: &Bundle, models: &[ModelKind], sets: &[String], seeds: &[u64], steps: usize, lr: Option<f32>, device: &Device) -> Result<Vec<Generated>> {
+    // Bad settings are the caller's error, not a set the model cannot express (below).
+    let mut cfg = crate::generate::invert_config(steps, 0);
+    cfg.lr = lr.unwrap_or(cfg.lr);
+    cfg.validate()?;
     let clf = bundle.classifier.to_device(device);
     let mut out = Vec::new();
     for &model in models {

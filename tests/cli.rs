@@ -99,6 +99,9 @@ fn generate_classify_alter_and_bad_requests() {
         (vec!["generate", "--attrs=-Male", "--using", "cgmm"], "cGMM models present attributes only"),
         (vec!["generate", "--attrs", "Male", "--using", "gan"], "unknown model `gan`; valid: cgmm, linear"),
         (vec!["evaluate", "--models", "linear,gan"], "unknown model `gan`; valid: cgmm, linear"),
+        (vec!["evaluate", "--lr=NaN"], "invalid learning rate: NaN; must be a positive number"),
+        (vec!["evaluate", "--lr=-1"], "invalid learning rate: -1; must be a positive number"),
+        (vec!["evaluate", "--steps", "0"], "invalid steps: 0; at least 1 step is needed"),
         (vec!["generate", "--model", text.to_str().unwrap()], "not a deepface model bundle"),
         (vec!["alter", face.to_str().unwrap(), "--attrs", ""], "choose at least one attribute"),
     ];
