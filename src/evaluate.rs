@@ -10,7 +10,7 @@ use image::RgbImage;
 
 use crate::bundle::{Bundle, ModelKind};
 use crate::classifier::decide;
-use crate::generate::{generate, GenerateOptions};
+use crate::generate::{generate, targets, GenerateOptions};
 use crate::vgg::Vgg16;
 use crate::{face, Result};
 
@@ -24,12 +24,13 @@ pub struct Generated {
     pub error: f32,
 }
 
-/// Generates every (model, set, seed) face; sets a model cannot express are skipped.
-/// `lr` overrides the generation's step size (None: the default), to weigh schedules.
-pub fn run(vgg: &Vgg16, bundle: &Bundle, models: &[ModelKind], sets: &[String], seeds: &[u64], steps: usize, lr: Option<f32>, device: &Device) -> Result<Vec<Generated>> {
+/// Generates every (model, set, seed) face with `base`'s steps, step size and layers (its
+/// model and seed are replaced); sets a model cannot express are skipped. The feature error
+/// is measured at every layer the model predicts, also those the generation did not match.
+pub fn run(vgg: &Vgg16, bundle: &Bundle, models: &[ModelKind], sets: &[String], seeds: &[u64], base: &GenerateOptions, device: &Device) -> Result<Vec<Generated>> {
     // Bad settings are the caller's error, not a set the model cannot express (below).
-    let mut cfg = crate::generate::invert_config(steps, 0);
-    cfg.lr = lr.unwrap_or(cfg.lr);
+    let mut cfg = crate::generate::invert_config(base.steps, 0);
+    cfg.lr = base.lr.unwrap_or(cfg.lr);
     cfg.validate()?;
     let clf = bundle.classifier.to_device(device);
     let mut out = Vec::new();
@@ -37,18 +38,18 @@ pub fn run(vgg: &Vgg16, bundle: &Bundle, models: &[ModelKind], sets: &[String], 
         for (k, spec) in sets.iter().enumerate() {
             let req = bundle.vocab.parse(spec)?;
             for &seed in seeds {
-                let opts = GenerateOptions { model, seed, steps, temperature: None, gain: None, lr, poison_at: None };
+                let opts = GenerateOptions { model, seed, ..base.clone() };
                 let t = std::time::Instant::now();
-                let r = match pollster::block_on(generate(vgg, bundle, &req, &opts, device, None, false, |_| true)) {
-                    Ok(r) => r,
+                let targets = match targets(bundle, &req, &opts, device) {
+                    Ok(t) => t,
                     Err(crate::Error::Invalid { reason, .. }) => {
                         eprintln!("{model:?} cannot make `{spec}`: {reason}");
                         break;
                     }
                     Err(e) => return Err(e),
                 };
+                let r = pollster::block_on(generate(vgg, bundle, &targets, &opts, device, None, false, |_| true))?;
                 let probs = pollster::block_on(crate::edit::classify(vgg, &clf, &r.image, bundle.image_size, device))?;
-                let targets = crate::generate::targets(bundle, &req, &opts, device)?;
                 let error = pollster::block_on(crate::invert::match_error(vgg, crate::imageops::to_tensor(&r.image, device), &targets))?;
                 eprintln!("{model:?} `{spec}` seed {seed}: {:.1} s", t.elapsed().as_secs_f64());
                 out.push(Generated { model, set: k, seed, image: r.image, probs, error });

@@ -143,20 +143,36 @@ pub fn total_variation(x: Tensor<4>) -> Tensor<1> {
     dx.square().sum() + dy.square().sum()
 }
 
-/// The scalar objective for image `x`; `inv_norms[i]` is 1 / ||T_i||^2.
+/// sum_i w_i ||f_i - T_i||^2 / ||T_i||^2 over the layers; `inv_norms[i]` is 1 / ||T_i||^2.
+fn feature_loss(feats: Vec<Tensor<4>>, targets: &[LayerTarget], inv_norms: &[f32]) -> Tensor<1> {
+    feats
+        .into_iter()
+        .zip(targets)
+        .zip(inv_norms)
+        .map(|((f, t), inv)| (f - t.target.clone()).square().sum().mul_scalar(t.weight * inv))
+        .reduce(|a, b| a + b)
+        .expect("at least one target")
+}
+
+/// 1 / ||T||^2 of each target, read back once before a loop so the loop reads nothing extra.
+async fn inv_norms(targets: &[LayerTarget]) -> Result<Vec<f32>> {
+    let mut out = Vec::with_capacity(targets.len());
+    for t in targets {
+        let e = read_f32(t.target.clone().square().sum()).await?[0];
+        if !e.is_finite() {
+            return Err(Error::NonFinite { step: 0, value: e });
+        }
+        // An all-zero target (possible deep in the network for a blank image) would divide by 0.
+        out.push(1.0 / e.max(1e-6));
+    }
+    Ok(out)
+}
+
+/// The scalar objective for image `x`.
 fn objective(vgg: &Vgg16, x: Tensor<4>, targets: &[LayerTarget], inv_norms: &[f32], cfg: &InvertConfig, shift: (i64, i64)) -> Tensor<1> {
     let layers: Vec<Layer> = targets.iter().map(|t| t.layer).collect();
     let seen = if shift != (0, 0) { x.clone().roll(&[shift.0, shift.1], &[2, 3]) } else { x.clone() };
-    let feats = vgg.forward(seen, &layers);
-    let mut loss: Option<Tensor<1>> = None;
-    for ((f, t), inv) in feats.into_iter().zip(targets).zip(inv_norms) {
-        let term = (f - t.target.clone()).square().sum().mul_scalar(t.weight * inv);
-        loss = Some(match loss {
-            Some(l) => l + term,
-            None => term,
-        });
-    }
-    let mut loss = loss.expect("at least one target");
+    let mut loss = feature_loss(vgg.forward(seen, &layers), targets, inv_norms);
     if cfg.tv_weight > 0.0 {
         loss = loss + total_variation(x.clone()).mul_scalar(cfg.tv_weight);
     }
@@ -171,18 +187,13 @@ fn objective(vgg: &Vgg16, x: Tensor<4>, targets: &[LayerTarget], inv_norms: &[f3
     loss
 }
 
-/// How far `x`'s activations are from the targets: the sum over layers of ||f - T||^2 / ||T||^2,
-/// unshifted and without regularisers. Judges a schedule by the image it ends with (the
-/// last step's loss depends on that step's random shift).
+/// How far `x`'s activations are from the targets: the objective's feature term, unshifted
+/// and without regularisers. Judges a schedule by the image it ends with (the last step's
+/// loss depends on that step's random shift).
 pub async fn match_error(vgg: &Vgg16, x: Tensor<4>, targets: &[LayerTarget]) -> Result<f32> {
     let layers: Vec<Layer> = targets.iter().map(|t| t.layer).collect();
-    let mut total = 0.0;
-    for (f, t) in vgg.forward(x.without_autodiff(), &layers).into_iter().zip(targets) {
-        let d = read_f32((f - t.target.clone()).square().sum()).await?[0];
-        let e = read_f32(t.target.clone().square().sum()).await?[0];
-        total += d / e.max(1e-6);
-    }
-    Ok(total)
+    let inv = inv_norms(targets).await?;
+    Ok(read_f32(feature_loss(vgg.forward(x.without_autodiff(), &layers), targets, &inv)).await?[0])
 }
 
 /// Runs the optimisation from `init`. `on_progress` is called every `report_every` steps and
@@ -201,15 +212,7 @@ pub async fn invert(
     if targets.is_empty() {
         return Err(Error::invalid("targets", "no layer to match"));
     }
-    let mut inv_norms = Vec::with_capacity(targets.len());
-    for t in targets {
-        let e = read_f32(t.target.clone().square().sum()).await?[0];
-        if !e.is_finite() {
-            return Err(Error::NonFinite { step: 0, value: e });
-        }
-        // An all-zero target (possible deep in the network for a blank image) would divide by 0.
-        inv_norms.push(1.0 / e.max(1e-6));
-    }
+    let inv_norms = inv_norms(targets).await?;
     optimise(init, cfg, cancel, previews, on_progress, |x, shift| objective(vgg, x, targets, &inv_norms, cfg, shift)).await
 }
 

@@ -9,7 +9,7 @@ use burn::tensor::{Tensor, TensorData};
 use deepface::bundle::{Bundle, ModelKind};
 use deepface::dataset::Dataset;
 use deepface::fit::{fit, FitOptions, FitReport};
-use deepface::generate::{generate, split_layers, GenerateOptions};
+use deepface::generate::{generate, split_layers, targets, GenerateOptions};
 use deepface::vgg::Vgg16;
 use deepface::{classifier, edit, imageops, Error};
 
@@ -104,8 +104,9 @@ fn generation_makes_distinct_faces_and_refuses_what_a_model_cannot_express() {
     let (vgg, bundle, _) = fitted();
     let dev = common::device();
     let run = |model, spec: &str, seed| {
-        let opts = GenerateOptions { model, seed, steps: 30, temperature: None, gain: None, lr: None, poison_at: None };
-        pollster::block_on(generate(vgg, bundle, &bundle.vocab.parse(spec).unwrap(), &opts, &dev, None, false, |_| true))
+        let opts = GenerateOptions { model, seed, steps: 30, temperature: None, gain: None, lr: None, layers: None, poison_at: None };
+        let targets = targets(bundle, &bundle.vocab.parse(spec)?, &opts, &dev)?;
+        pollster::block_on(generate(vgg, bundle, &targets, &opts, &dev, None, false, |_| true))
     };
     let a = run(ModelKind::Linear, "Male,Smiling", 1).unwrap().image;
     let b = run(ModelKind::Linear, "Male,Smiling", 2).unwrap().image;
@@ -119,6 +120,10 @@ fn generation_makes_distinct_faces_and_refuses_what_a_model_cannot_express() {
     assert!(run(ModelKind::Cgmm, "Male,Senior", 1).is_ok());
     let e = run(ModelKind::Cgmm, "-Male", 1).err().expect("must fail").to_string();
     assert!(e.contains("cGMM models present attributes only"), "{e}");
+    let opts = GenerateOptions { model: ModelKind::Linear, seed: 1, steps: 2, temperature: None, gain: None, lr: None, layers: Some(vec!["conv2_1".parse().unwrap()]), poison_at: None };
+    let t = targets(bundle, &[], &opts, &dev).unwrap();
+    let e = pollster::block_on(generate(vgg, bundle, &t, &opts, &dev, None, false, |_| true)).err().expect("conv2_1 is not modelled").to_string();
+    assert!(e.contains("`conv2_1` is not among them"), "{e}");
 }
 
 #[test]

@@ -59,7 +59,7 @@ async function fetchModel(url, label) {
 }
 
 // WebGPU when the browser offers a hardware adapter; otherwise the CPU backend. A fallback
-// adapter is a software renderer (Chrome's SwiftShader: 35-50x slower per step than the CPU
+// adapter is a software renderer (Chrome's SwiftShader: 35-55x slower per step than the CPU
 // backend here), used only when WebGPU is asked for by name.
 async function chooseBackend(pref) {
   if (pref === 'cpu') return { backend: 'cpu', why: 'CPU chosen' };

@@ -153,6 +153,9 @@ enum Command {
         /// Multiplier of the requested attribute change (linear model; default: the bundle's).
         #[arg(long)]
         gain: Option<f32>,
+        /// Layers to match, comma-separated, among the model's (default: those down to conv4_1).
+        #[arg(long)]
+        layers: Option<String>,
         #[arg(long, default_value = "face.png")]
         out: PathBuf,
         #[command(flatten)]
@@ -221,6 +224,9 @@ enum Command {
         /// Conditional models to evaluate, comma-separated.
         #[arg(long, default_value = "linear,cgmm")]
         models: String,
+        /// Layers the generations match (default: each model's, down to conv4_1).
+        #[arg(long)]
+        layers: Option<String>,
         #[arg(long, default_value = "docs/contact_sheet.png")]
         out: PathBuf,
         #[command(flatten)]
@@ -397,13 +403,15 @@ fn run(cmd: Command) -> Result<()> {
             }
             Ok(())
         }
-        Command::Generate { attrs, seed, steps, using, temperature, gain, out, bundle } => {
+        Command::Generate { attrs, seed, steps, using, temperature, gain, layers, out, bundle } => {
             let (vgg, bundle) = bundle.load(&device)?;
             let req = bundle.vocab.parse(&attrs)?;
             let model = using.map(|m| m.parse()).transpose()?.unwrap_or(bundle.default_model);
-            let opts = GenerateOptions { model, seed, steps, temperature, gain, lr: None, poison_at: None };
+            let layers = layers.as_deref().map(parse_layers).transpose()?;
+            let opts = GenerateOptions { model, seed, steps, temperature, gain, lr: None, layers, poison_at: None };
             let start = Instant::now();
-            let r = pollster::block_on(generate(&vgg, &bundle, &req, &opts, &device, None, false, report_steps))?;
+            let targets = deepface::generate::targets(&bundle, &req, &opts, &device)?;
+            let r = pollster::block_on(generate(&vgg, &bundle, &targets, &opts, &device, None, false, report_steps))?;
             save_png(&r.image, &out)?;
             let probs = classify(&vgg, &bundle, &r.image, &device)?;
             println!("{model:?} model, seed {seed}, {steps} steps in {:.1} s -> {}", start.elapsed().as_secs_f64(), out.display());
@@ -443,12 +451,14 @@ fn run(cmd: Command) -> Result<()> {
             Ok(())
         }
         Command::Tsne { layer, attr, data, count, out, model } => tsne(&device, &model, &layer, &attr, &data, count, &out),
-        Command::Evaluate { sets, seeds, steps, lr, models, out, bundle } => {
+        Command::Evaluate { sets, seeds, steps, lr, models, layers, out, bundle } => {
             let (vgg, bundle) = bundle.load(&device)?;
             let sets: Vec<String> = sets.split(';').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
             let seeds: Vec<u64> = seeds.split(',').map(|s| s.trim().parse().map_err(|_| Error::invalid("seeds", format!("`{s}` is not a number")))).collect::<Result<_>>()?;
             let models: Vec<ModelKind> = models.split(',').map(|m| m.trim().parse()).collect::<Result<_>>()?;
-            let faces = deepface::evaluate::run(&vgg, &bundle, &models, &sets, &seeds, steps, lr, &device)?;
+            let layers = layers.as_deref().map(parse_layers).transpose()?;
+            let base = GenerateOptions { model: bundle.default_model, seed: 0, steps, temperature: None, gain: None, lr, layers, poison_at: None };
+            let faces = deepface::evaluate::run(&vgg, &bundle, &models, &sets, &seeds, &base, &device)?;
             let md = deepface::evaluate::report(&bundle, &sets, &faces)?;
             let sheet = deepface::evaluate::contact_sheet(&faces, sets.len(), &seeds, bundle.image_size);
             if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
