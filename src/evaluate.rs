@@ -29,9 +29,7 @@ pub struct Generated {
 /// is measured at every layer the model predicts, also those the generation did not match.
 pub fn run(vgg: &Vgg16, bundle: &Bundle, models: &[ModelKind], sets: &[String], seeds: &[u64], base: &GenerateOptions, device: &Device) -> Result<Vec<Generated>> {
     // Bad settings are the caller's error, not a set the model cannot express (below).
-    let mut cfg = crate::generate::invert_config(base.steps, 0);
-    cfg.lr = base.lr.unwrap_or(cfg.lr);
-    cfg.validate()?;
+    crate::generate::invert_config(base).validate()?;
     let clf = bundle.classifier.to_device(device);
     let mut out = Vec::new();
     for &model in models {

@@ -106,10 +106,12 @@ pub fn start_image(bundle: &Bundle, seed: u64, device: &Device) -> Tensor<4> {
 /// on the browser's CPU fallback (README, "Steps against quality").
 pub const DEFAULT_STEPS: usize = 100;
 
-pub fn invert_config(steps: usize, seed: u64) -> InvertConfig {
+/// The inversion settings of a generation with `opts`.
+pub fn invert_config(opts: &GenerateOptions) -> InvertConfig {
     // Sampled targets are not exactly reachable; stronger smoothing than for reconstructions
     // (2e-4 against 3e-5) removes the colour speckle that chasing them leaves at 64 px.
-    InvertConfig { steps, seed, jitter: 1, report_every: 10, tv_weight: 2e-4, beta2: 0.99, ..InvertConfig::default() }
+    let cfg = InvertConfig { steps: opts.steps, seed: opts.seed, jitter: 1, report_every: 10, tv_weight: 2e-4, beta2: 0.99, poison_at: opts.poison_at, ..InvertConfig::default() };
+    InvertConfig { lr: opts.lr.unwrap_or(cfg.lr), ..cfg }
 }
 
 /// Generation: inversion toward a model's sample, made by [`targets`] with the same `opts`
@@ -126,11 +128,7 @@ pub async fn generate(
     on_progress: impl FnMut(&Progress) -> bool,
 ) -> Result<Inverted> {
     let init = start_image(bundle, opts.seed, device);
-    let mut cfg = InvertConfig { poison_at: opts.poison_at, ..invert_config(opts.steps, opts.seed) };
-    if let Some(lr) = opts.lr {
-        cfg.lr = lr;
-    }
-    invert::invert(vgg, &matched(targets, opts.layers.as_deref())?, init, &cfg, cancel, previews, on_progress).await
+    invert::invert(vgg, &matched(targets, opts.layers.as_deref())?, init, &invert_config(opts), cancel, previews, on_progress).await
 }
 
 /// The baseline: from the mean face plus noise, maximise the sum of the requested
