@@ -99,7 +99,9 @@ async function tfjsStep({ backend, layer, size, steps, runs, threads }) {
     times.push((performance.now() - t0) / steps);
   }
   times.sort((a, b) => a - b);
-  return { msPerStep: times[runs >> 1], msPerStepMin: times[0], backend: tf.getBackend(), threads: backend === 'wasm' ? tf.wasm.getThreadsCount?.() : undefined };
+  // GPU calls of one step, counted as scripts/bench_worker.js counts deepface's.
+  const perStep = window.gpuCounter && (await window.gpuCallsPerStep(window.gpuCounter, run));
+  return { msPerStep: times[runs >> 1], msPerStepMin: times[0], backend: tf.getBackend(), threads: backend === 'wasm' ? tf.wasm.getThreadsCount?.() : undefined, perStep };
 }
 
 async function ours(page, backend, steps, threads = 1) {
@@ -113,6 +115,7 @@ async function ours(page, backend, steps, threads = 1) {
 }
 
 async function peer(page, backend, steps, threads) {
+  if (backend === 'webgpu') await page.addScriptTag({ type: 'module', content: "import { installGpuCounter, callsPerStep } from '/scripts/gpu_count.js'; window.gpuCounter = installGpuCounter(window); window.gpuCallsPerStep = callsPerStep;" });
   await page.addScriptTag({ url: '/node_modules/@tensorflow/tfjs/dist/tf.min.js' });
   await page.addScriptTag({ url: `/node_modules/@tensorflow/tfjs-backend-${backend}/dist/tf-backend-${backend}.min.js` });
   return page.evaluate(tfjsStep, { backend, layer: LAYER, size, steps, runs, threads });
@@ -120,6 +123,7 @@ async function peer(page, backend, steps, threads) {
 
 const server = await startServer();
 const rows = [];
+let calls;
 try {
   await eachBackend(async (browser, webgpu) => {
     const steps = webgpu ? gpuSteps : cpuSteps;
@@ -139,6 +143,7 @@ try {
       const t = await peer(await fresh(true), backend, steps, threads);
       // TF.js decides itself whether its threaded build can run; say what it used.
       const what = backend === 'wasm' ? `TF.js wasm (${threads} thread${threads > 1 ? 's' : ''} asked, ${t.threads} used)` : 'TF.js webgpu';
+      if (webgpu) calls = [mine[0].perStep, t.perStep];
       for (const o of mine) rows.push(`| ${o.backend} | ${o.msPerStep.toFixed(1)} | ${what} | ${t.msPerStep.toFixed(1)} | ${(t.msPerStep / o.msPerStep).toFixed(2)} |`);
     }
   });
@@ -150,3 +155,15 @@ console.log('');
 console.log('| deepface backend | deepface ms/step | peer | peer ms/step | peer/deepface (>1: deepface faster) |');
 console.log('|---|---|---|---|---|');
 for (const r of rows) console.log(r);
+if (calls) {
+  // SwiftShader's times above say little about a GPU; these counts are the same on any
+  // adapter; at this size (1.8 GFLOP a step) the launches weigh heavily in a GPU's step.
+  console.log('');
+  console.log('WebGPU calls per inversion step (counted in the browser; the same on any adapter):');
+  console.log('');
+  console.log('| per step | deepface | TF.js webgpu | TF.js/deepface |');
+  console.log('|---|---|---|---|');
+  for (const [k, what] of [['dispatches', 'compute dispatches'], ['submits', 'queue submissions']]) {
+    console.log(`| ${what} | ${calls[0][k]} | ${calls[1][k]} | ${(calls[1][k] / calls[0][k]).toFixed(2)} |`);
+  }
+}

@@ -30,6 +30,9 @@ pub struct Generated {
 pub fn run(vgg: &Vgg16, bundle: &Bundle, models: &[ModelKind], sets: &[String], seeds: &[u64], base: &GenerateOptions, device: &Device) -> Result<Vec<Generated>> {
     // Bad settings are the caller's error, not a set the model cannot express (below).
     crate::generate::invert_config(base).validate()?;
+    for &model in models {
+        crate::generate::layers_to_match(bundle, model, base.layers.as_deref())?;
+    }
     let clf = bundle.classifier.to_device(device);
     let mut out = Vec::new();
     for &model in models {

@@ -44,9 +44,13 @@ pub fn default_layers(model_layers: &[Layer]) -> Vec<Layer> {
     if shallow.is_empty() { model_layers.to_vec() } else { shallow }
 }
 
-/// The targets of the layers `opts` asks for.
-fn matched(targets: &[LayerTarget], asked: Option<&[Layer]>) -> Result<Vec<LayerTarget>> {
-    let have: Vec<Layer> = targets.iter().map(|t| t.layer).collect();
+/// The layers a generation with `model` and `asked` (None: the default) would match, or why
+/// the model cannot: checked before any work, so a bad choice fails at once.
+pub fn layers_to_match(bundle: &Bundle, model: ModelKind, asked: Option<&[Layer]>) -> Result<Vec<Layer>> {
+    let have: Vec<Layer> = match model {
+        ModelKind::Cgmm => vec![bundle.cgmm.layer],
+        ModelKind::Linear => bundle.linear.layers.iter().map(|&(l, _)| l).collect(),
+    };
     let want = match asked {
         Some(layers) => layers.to_vec(),
         None => default_layers(&have),
@@ -55,7 +59,7 @@ fn matched(targets: &[LayerTarget], asked: Option<&[Layer]>) -> Result<Vec<Layer
         let names: Vec<&str> = have.iter().map(|l| l.name()).collect();
         return Err(crate::Error::invalid("layers", format!("the model predicts {}; `{missing}` is not among them", names.join(", "))));
     }
-    Ok(targets.iter().filter(|t| want.contains(&t.layer)).cloned().collect())
+    Ok(want)
 }
 
 /// Target activations for `requests` at every layer the model predicts, as tensors on `device`.
@@ -127,8 +131,10 @@ pub async fn generate(
     previews: bool,
     on_progress: impl FnMut(&Progress) -> bool,
 ) -> Result<Inverted> {
+    let want = layers_to_match(bundle, opts.model, opts.layers.as_deref())?;
+    let matched: Vec<LayerTarget> = targets.iter().filter(|t| want.contains(&t.layer)).cloned().collect();
     let init = start_image(bundle, opts.seed, device);
-    invert::invert(vgg, &matched(targets, opts.layers.as_deref())?, init, &invert_config(opts), cancel, previews, on_progress).await
+    invert::invert(vgg, &matched, init, &invert_config(opts), cancel, previews, on_progress).await
 }
 
 /// The baseline: from the mean face plus noise, maximise the sum of the requested

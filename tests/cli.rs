@@ -104,6 +104,8 @@ fn generate_classify_alter_and_bad_requests() {
         (vec!["evaluate", "--steps", "0"], "invalid steps: 0; at least 1 step is needed"),
         (vec!["generate", "--attrs", "Male", "--layers", "conv9_9"], "unknown layer `conv9_9`"),
         (vec!["generate", "--attrs", "Male", "--using", "linear", "--layers", "conv2_1"], "the model predicts conv3_1, conv4_1, conv5_1; `conv2_1` is not among them"),
+        // Refused before the linear faces are made, not minutes later at the cGMM.
+        (vec!["evaluate", "--models", "linear,cgmm", "--layers", "conv3_1,conv4_1"], "the model predicts conv3_1; `conv4_1` is not among them"),
         (vec!["generate", "--model", text.to_str().unwrap()], "not a deepface model bundle"),
         (vec!["alter", face.to_str().unwrap(), "--attrs", ""], "choose at least one attribute"),
     ];
