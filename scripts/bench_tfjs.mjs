@@ -2,7 +2,7 @@
 // settings, step count, image size) timed for deepface's wasm API and for TensorFlow.js, in one
 // headless Chromium, one after the other: deepface's CPU fallback (burn flex, wasm) against
 // TF.js's wasm backend, and deepface's WebGPU against TF.js's WebGPU backend.
-// Prints markdown rows. Usage: node scripts/bench_tfjs.mjs [size] [cpuSteps] [gpuSteps] [runs]
+// Prints markdown rows. Usage: [BENCH_ONLY=cpu|webgpu] node scripts/bench_tfjs.mjs [size] [cpuSteps] [gpuSteps] [runs]
 import { startServer, eachBackend } from '../tests/browser/harness.mjs';
 
 const size = Number(process.argv[2] || 64);
@@ -99,9 +99,19 @@ async function tfjsStep({ backend, layer, size, steps, runs, threads }) {
     times.push((performance.now() - t0) / steps);
   }
   times.sort((a, b) => a - b);
+  // A forward pass alone, read back as deepface's bench reads its own (the sum of the output).
+  const fwd = [];
+  for (let r = 0; r < runs; r++) {
+    const t0 = performance.now();
+    const s = tf.tidy(() => tf.sum(forward(init)));
+    await s.data();
+    s.dispose();
+    fwd.push(performance.now() - t0);
+  }
+  fwd.sort((a, b) => a - b);
   // GPU calls of one step, counted as scripts/bench_worker.js counts deepface's.
   const perStep = window.gpuCounter && (await window.gpuCallsPerStep(window.gpuCounter, run));
-  return { msPerStep: times[runs >> 1], msPerStepMin: times[0], backend: tf.getBackend(), threads: backend === 'wasm' ? tf.wasm.getThreadsCount?.() : undefined, perStep };
+  return { msPerStep: times[runs >> 1], msPerStepMin: times[0], forwardMs: fwd[runs >> 1], backend: tf.getBackend(), threads: backend === 'wasm' ? tf.wasm.getThreadsCount?.() : undefined, perStep };
 }
 
 async function ours(page, backend, steps, threads = 1) {
@@ -126,6 +136,8 @@ const rows = [];
 let calls;
 try {
   await eachBackend(async (browser, webgpu) => {
+    // BENCH_ONLY=cpu or BENCH_ONLY=webgpu runs one half (the other takes minutes).
+    if (process.env.BENCH_ONLY && process.env.BENCH_ONLY !== (webgpu ? 'webgpu' : 'cpu')) return;
     const steps = webgpu ? gpuSteps : cpuSteps;
     // TF.js's threaded wasm backend starts its workers from blob: URLs, which the app's
     // Content-Security-Policy allows only for workers of its own: its page runs with the
@@ -144,7 +156,9 @@ try {
       // TF.js decides itself whether its threaded build can run; say what it used.
       const what = backend === 'wasm' ? `TF.js wasm (${threads} thread${threads > 1 ? 's' : ''} asked, ${t.threads} used)` : 'TF.js webgpu';
       if (webgpu) calls = [mine[0].perStep, t.perStep];
-      for (const o of mine) rows.push(`| ${o.backend} | ${o.msPerStep.toFixed(1)} | ${what} | ${t.msPerStep.toFixed(1)} | ${(t.msPerStep / o.msPerStep).toFixed(2)} |`);
+      for (const o of mine) {
+        rows.push(`| ${o.backend} | ${o.msPerStep.toFixed(1)} | ${what} | ${t.msPerStep.toFixed(1)} | ${(t.msPerStep / o.msPerStep).toFixed(2)} | ${o.forwardMs.toFixed(1)} | ${t.forwardMs.toFixed(1)} | ${(t.forwardMs / o.forwardMs).toFixed(2)} |`);
+      }
     }
   });
 } finally {
@@ -152,8 +166,8 @@ try {
 }
 console.log(`Layer ${LAYER}, ${size} px, median of ${runs} runs (${cpuSteps} steps per run on the CPU, ${gpuSteps} on WebGPU):`);
 console.log('');
-console.log('| deepface backend | deepface ms/step | peer | peer ms/step | peer/deepface (>1: deepface faster) |');
-console.log('|---|---|---|---|---|');
+console.log('| deepface backend | deepface ms/step | peer | peer ms/step | peer/deepface (>1: deepface faster) | deepface forward ms | peer forward ms | peer/deepface forward |');
+console.log('|---|---|---|---|---|---|---|---|');
 for (const r of rows) console.log(r);
 if (calls) {
   // SwiftShader's times above say little about a GPU; these counts are the same on any

@@ -12,7 +12,7 @@ self.onmessage = async ({ data: { threads, backend, layer, size, steps, runs } }
     const get = async (u) => new Uint8Array(await (await fetch(u)).arrayBuffer());
     const df = await m.DeepFace.load(await get('/model/vgg16_conv.safetensors'), await get('/model/default.bundle'), backend);
     const r = await df.bench(layer, size, steps, runs);
-    const out = { msPerStep: r.msPerStep, msPerStepMin: r.msPerStepMin, backend: df.info().backend };
+    const out = { msPerStep: r.msPerStep, msPerStepMin: r.msPerStepMin, forwardMs: r.forwardMs, backend: df.info().backend };
     if (df.info().backend === 'WebGPU') {
       out.perStep = await callsPerStep(counter, (s) => df.bench(layer, size, s, 1));
     }

@@ -1,10 +1,10 @@
-// Counts the WebGPU work a page or worker issues (compute dispatches, queue submissions,
-// buffer maps), for the benchmarks. SwiftShader runs every kernel on the CPU, so its times say
-// little about a real GPU; at the small sizes here a real GPU's step is bounded by how many
-// kernels it launches, and that count is the same on every adapter.
+// Counts the WebGPU work a page or worker issues (compute dispatches and queue submissions),
+// for the benchmarks. SwiftShader runs every kernel on the CPU, so its times say little about a
+// real GPU; these counts are the same on every adapter, and at the small sizes benchmarked
+// here a real GPU's launches weigh heavily in its step.
 // Wraps the prototypes, so it must run before the code it counts creates its first pass.
 export function installGpuCounter(scope = globalThis) {
-  const n = { dispatches: 0, submits: 0, maps: 0 };
+  const n = { dispatches: 0, submits: 0 };
   const wrap = (proto, name, key) => {
     const f = proto?.[name];
     if (!f) return;
@@ -13,7 +13,6 @@ export function installGpuCounter(scope = globalThis) {
   wrap(scope.GPUComputePassEncoder?.prototype, 'dispatchWorkgroups', 'dispatches');
   wrap(scope.GPUComputePassEncoder?.prototype, 'dispatchWorkgroupsIndirect', 'dispatches');
   wrap(scope.GPUQueue?.prototype, 'submit', 'submits');
-  wrap(scope.GPUBuffer?.prototype, 'mapAsync', 'maps');
   return { snapshot: () => ({ ...n }) };
 }
 

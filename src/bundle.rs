@@ -247,10 +247,18 @@ impl Bundle {
         })
     }
 
+    /// The layers whose activations `model` predicts.
+    pub fn model_layers(&self, model: ModelKind) -> Vec<Layer> {
+        match model {
+            ModelKind::Cgmm => vec![self.cgmm.layer],
+            ModelKind::Linear => self.linear.layers.iter().map(|&(l, _)| l).collect(),
+        }
+    }
+
     /// Every layer the bundle's models read: what a trimmed backbone must still reach.
     pub fn layers_used(&self) -> Vec<Layer> {
-        let mut l: Vec<Layer> = self.linear.layers.iter().map(|(l, _)| *l).collect();
-        l.push(self.cgmm.layer);
+        let mut l = self.model_layers(ModelKind::Linear);
+        l.extend(self.model_layers(ModelKind::Cgmm));
         l.extend(crate::classifier::feature_layers());
         l.sort();
         l.dedup();

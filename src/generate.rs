@@ -47,10 +47,7 @@ pub fn default_layers(model_layers: &[Layer]) -> Vec<Layer> {
 /// The layers a generation with `model` and `asked` (None: the default) would match, or why
 /// the model cannot: checked before any work, so a bad choice fails at once.
 pub fn layers_to_match(bundle: &Bundle, model: ModelKind, asked: Option<&[Layer]>) -> Result<Vec<Layer>> {
-    let have: Vec<Layer> = match model {
-        ModelKind::Cgmm => vec![bundle.cgmm.layer],
-        ModelKind::Linear => bundle.linear.layers.iter().map(|&(l, _)| l).collect(),
-    };
+    let have = bundle.model_layers(model);
     let want = match asked {
         Some(layers) => layers.to_vec(),
         None => default_layers(&have),
@@ -168,12 +165,14 @@ pub async fn visualize(
     let neg = Tensor::<2>::from_data(TensorData::new(neg, [1, a]), device);
     let cfg = InvertConfig { steps, seed, jitter: 1, report_every: 10, tv_weight: 2e-3, lr: 0.02, ..InvertConfig::default() };
     let init = start_image(bundle, seed, device);
-    invert::optimise(init, &cfg, cancel, false, on_progress, |x, shift| {
-        let seen = if shift != (0, 0) { x.clone().roll(&[shift.0, shift.1], &[2, 3]) } else { x.clone() };
-        let lp = clf.log_probs(clf.logits(crate::classifier::pooled(vgg.forward(seen, &crate::classifier::feature_layers()))));
-        let log_not = lp.clone().exp().neg().add_scalar(1.0).clamp_min(1e-6).log();
-        let score = (lp * pos.clone().autodiff()).sum() + (log_not * neg.clone().autodiff()).sum();
-        score.neg() + invert::total_variation(x).mul_scalar(cfg.tv_weight)
+    invert::optimise(init, &cfg, cancel, false, on_progress, |x, shift, _| {
+        invert::autodiff_grad(x, |x| {
+            let seen = invert::jitter(x.clone(), shift);
+            let lp = clf.log_probs(clf.logits(crate::classifier::pooled(vgg.forward(seen, &crate::classifier::feature_layers()))));
+            let log_not = lp.clone().exp().neg().add_scalar(1.0).clamp_min(1e-6).log();
+            let score = (lp * pos.clone().autodiff()).sum() + (log_not * neg.clone().autodiff()).sum();
+            score.neg() + invert::total_variation(x).mul_scalar(cfg.tv_weight)
+        })
     })
     .await
 }

@@ -5,9 +5,9 @@ use std::fmt;
 use std::str::FromStr;
 
 use burn::module::Module;
-use burn::tensor::module::{conv2d, max_pool2d};
+use burn::tensor::module::{conv2d, max_pool2d, max_pool2d_with_indices, max_pool2d_with_indices_backward};
 use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::backbone::ConvWeights;
 use crate::{Error, Result};
@@ -118,14 +118,37 @@ pub fn parse_layers(list: &str) -> Result<Vec<Layer>> {
 #[derive(Module, Debug)]
 pub struct Vgg16 {
     weights: Vec<Tensor<4>>,
+    /// Each convolution's weights flipped in space with input and output swapped: convolving
+    /// an output gradient with them gives the input gradient (stride 1, padding 1). See
+    /// [`Vgg16::input_grad`]. Uploaded for the GPU backends only, which use them on every
+    /// step; the CPU differentiates by autodiff and would hold them (40 MB to conv5_1) unread.
+    weights_t: Vec<Tensor<4>>,
     biases: Vec<Tensor<1>>,
     mean: Tensor<4>,
+}
+
+/// burn's CPU backend; the GPU backends share the other layout and kernel choices.
+pub fn is_cpu(device: &Device) -> bool {
+    *device == Device::flex()
+}
+
+/// [out, in, 3, 3] weights onto `device` in the layout its convolution reads.
+fn upload(w: &[f32], cout: usize, cin: usize, device: &Device) -> Tensor<4> {
+    if is_cpu(device) {
+        Tensor::from_data(TensorData::new(w.to_vec(), [cout, cin, 3, 3]), device)
+    } else {
+        // The GPU kernels convolve channels-last and copy weights not laid out that way
+        // on every call (a conv3_1 step: 86 -> 76 dispatches without the copies): store
+        // them [out, 3, 3, in] and hand burn the [out, in, 3, 3] view of that memory.
+        Tensor::from_data(TensorData::new(channels_last(w, cout, cin), [cout, 3, 3, cin]), device).permute([0, 3, 1, 2])
+    }
 }
 
 impl Vgg16 {
     /// Uploads host weights (the backbone file's BGR-input convention) to `device`.
     pub fn new(conv: &ConvWeights, device: &Device) -> Self {
         let mut weights = Vec::with_capacity(13);
+        let mut weights_t = Vec::with_capacity(13);
         let mut biases = Vec::with_capacity(13);
         for (i, layer) in conv.layers.iter().enumerate() {
             let (cin, cout) = CONV_CHANNELS[i];
@@ -135,18 +158,14 @@ impl Vgg16 {
                 // once is exact and saves a channel shuffle on every forward pass.
                 w = reverse_input_channels(&w, cout, cin);
             }
-            weights.push(if *device == Device::flex() {
-                Tensor::from_data(TensorData::new(w, [cout, cin, 3, 3]), device)
-            } else {
-                // The GPU kernels convolve channels-last and copy weights not laid out that way
-                // on every call (a conv3_1 step: 86 -> 76 dispatches without the copies): store
-                // them [out, 3, 3, in] and hand burn the [out, in, 3, 3] view of that memory.
-                Tensor::from_data(TensorData::new(channels_last(&w, cout, cin), [cout, 3, 3, cin]), device).permute([0, 3, 1, 2])
-            });
+            weights.push(upload(&w, cout, cin, device));
+            if !is_cpu(device) {
+                weights_t.push(upload(&flip_transpose(&w, cout, cin), cin, cout, device));
+            }
             biases.push(Tensor::from_data(TensorData::new(layer.bias.clone(), [cout]), device));
         }
         let mean = Tensor::from_data(TensorData::new(MEAN_RGB.to_vec(), [1, 3, 1, 1]), device);
-        Vgg16 { weights, biases, mean }
+        Vgg16 { weights, weights_t, biases, mean }
     }
 
     /// Whether this network's weights reach `layer` (a trimmed backbone stops early).
@@ -162,32 +181,108 @@ impl Vgg16 {
     /// Activations of `layers` (in the order asked) for `rgb`, a [N, 3, H, W] batch of RGB
     /// images in [0, 1]. Nothing past the deepest requested layer is computed.
     pub fn forward(&self, rgb: Tensor<4>, layers: &[Layer]) -> Vec<Tensor<4>> {
-        let Some(deepest) = layers.iter().map(|l| l.0).max() else { return Vec::new() };
+        let (outs, _) = self.run(rgb, layers, false);
+        layers.iter().map(|l| outs[l.0].clone().expect("every requested layer was computed")).collect()
+    }
+
+    /// The forward pass to the deepest of `layers`, keeping what [`Vgg16::input_grad`] needs.
+    pub fn trace(&self, rgb: Tensor<4>, layers: &[Layer]) -> Trace {
+        let (outs, pool_indices) = self.run(rgb, layers, true);
+        Trace { outs: outs.into_iter().map(|o| o.expect("a trace keeps every layer")).collect(), pool_indices }
+    }
+
+    /// The forward pass; keeps the requested layers' outputs, or with `trace` all of them and
+    /// where each pool's maxima were (a plain forward pass lets the others go as soon as the
+    /// next layer is computed).
+    #[allow(clippy::type_complexity)]
+    fn run(&self, rgb: Tensor<4>, layers: &[Layer], trace: bool) -> (Vec<Option<Tensor<4>>>, Vec<Option<Tensor<4, Int>>>) {
+        let Some(deepest) = layers.iter().map(|l| l.0).max() else { return (Vec::new(), Vec::new()) };
         // Mean subtraction cannot be folded into conv1_1's bias: zero padding happens in
         // mean-subtracted space, so the border would differ.
-        let cpu = rgb.device() == Device::flex();
         let mut x = rgb.mul_scalar(255.0) - self.mean.clone();
-        let mut taps: Vec<Option<Tensor<4>>> = vec![None; LAYER_NAMES.len()];
+        let mut outs = Vec::with_capacity(deepest + 1);
+        let mut pool_indices = Vec::with_capacity(deepest + 1);
         let mut conv = 0;
         for (i, name) in LAYER_NAMES.iter().enumerate().take(deepest + 1) {
+            let mut indices = None;
             x = if name.starts_with("conv") {
-                let (w, b) = (self.weights[conv].clone(), self.biases[conv].clone());
-                let [n, _, h, wd] = x.dims();
-                let y = if cpu && n == 1 && h * wd <= IM2COL_MAX_PIXELS {
-                    conv3x3_im2col(x, w, b)
-                } else {
-                    conv2d(x, w, Some(b), ConvOptions::new([1, 1], [1, 1], [1, 1], 1))
-                };
+                let y = conv3x3(x, self.weights[conv].clone(), Some(self.biases[conv].clone()));
                 conv += 1;
                 burn::tensor::activation::relu(y)
+            } else if trace {
+                let (y, at) = max_pool2d_with_indices(x, MaxPoolOptions::new([2, 2]));
+                indices = Some(at);
+                y
             } else {
                 max_pool2d(x, MaxPoolOptions::new([2, 2]))
             };
-            if layers.iter().any(|l| l.0 == i) {
-                taps[i] = Some(x.clone());
-            }
+            outs.push((trace || layers.iter().any(|l| l.0 == i)).then(|| x.clone()));
+            pool_indices.push(indices);
         }
-        layers.iter().map(|l| taps[l.0].clone().expect("every requested layer was computed")).collect()
+        (outs, pool_indices)
+    }
+
+    /// Gradient w.r.t. the RGB input of sum_l <grads_l, activations at layers_l>, from a
+    /// [`Vgg16::trace`] of that input; what burn's autodiff computes. Hand-written because a
+    /// convolution's input gradient is then the forward kernel on flipped weights: on WebGPU
+    /// burn's own backward runs a transposed-convolution kernel that took twice the forward
+    /// pass's time (SwiftShader, conv3_1 at 64 px: 2.8 s against 1.3 s; the whole step went
+    /// from 4.1 to 3.2 s by hand).
+    pub fn input_grad(&self, trace: &Trace, layers: &[Layer], grads: Vec<Tensor<4>>) -> Tensor<4> {
+        let outs = &trace.outs;
+        let mut conv = LAYER_NAMES[..outs.len()].iter().filter(|n| n.starts_with("conv")).count();
+        let mut grads: Vec<(Layer, Tensor<4>)> = layers.iter().copied().zip(grads).collect();
+        let mut g: Option<Tensor<4>> = None;
+        for i in (0..outs.len()).rev() {
+            for (_, gl) in grads.extract_if(.., |(l, _)| l.0 == i) {
+                g = Some(match g {
+                    Some(g) => g + gl,
+                    None => gl,
+                });
+            }
+            let Some(gi) = g.take() else { continue };
+            g = Some(match &trace.pool_indices[i] {
+                None => {
+                    conv -= 1;
+                    let gi = gi.mask_fill(outs[i].clone().lower_equal_elem(0.0), 0.0);
+                    conv3x3(gi, self.weight_t(conv), None)
+                }
+                Some(at) => max_pool2d_with_indices_backward(outs[i - 1].clone(), [2, 2], [2, 2], [0, 0], [1, 1], false, gi, at.clone()),
+            });
+        }
+        g.expect("the deepest traced layer has a gradient").mul_scalar(255.0)
+    }
+
+    /// Convolution `conv`'s flipped, transposed weights, made from its weights where they
+    /// were not uploaded.
+    fn weight_t(&self, conv: usize) -> Tensor<4> {
+        match self.weights_t.get(conv) {
+            Some(w) => w.clone(),
+            None => self.weights[conv].clone().flip([2, 3]).swap_dims(0, 1),
+        }
+    }
+}
+
+/// Every layer's output of one forward pass, and where each pool took its maxima from.
+pub struct Trace {
+    outs: Vec<Tensor<4>>,
+    pool_indices: Vec<Option<Tensor<4, Int>>>,
+}
+
+impl Trace {
+    /// The activations at `layer`, which the traced pass reached.
+    pub fn at(&self, layer: Layer) -> Tensor<4> {
+        self.outs[layer.0].clone()
+    }
+}
+
+/// 3x3 convolution, stride 1, zero padding 1, by the kernel that is fastest for it here.
+fn conv3x3(x: Tensor<4>, w: Tensor<4>, b: Option<Tensor<1>>) -> Tensor<4> {
+    let [n, _, h, wd] = x.dims();
+    if is_cpu(&x.device()) && n == 1 && h * wd <= IM2COL_MAX_PIXELS {
+        conv3x3_im2col(x, w, b)
+    } else {
+        conv2d(x, w, b, ConvOptions::new([1, 1], [1, 1], [1, 1], 1))
     }
 }
 
@@ -202,7 +297,7 @@ const IM2COL_MAX_PIXELS: usize = 64;
 /// 3x3 convolution of one image, stride 1, zero padding 1, as im2col and one matrix product.
 /// The columns are ordered (input channel, tap), the order of the [out, in, 3, 3] weights, so
 /// the weights need only a free reshape.
-fn conv3x3_im2col(x: Tensor<4>, w: Tensor<4>, b: Tensor<1>) -> Tensor<4> {
+fn conv3x3_im2col(x: Tensor<4>, w: Tensor<4>, b: Option<Tensor<1>>) -> Tensor<4> {
     let [_, c, h, wd] = x.dims();
     let cout = w.dims()[0];
     let padded = x.pad((1, 1, 1, 1), burn::tensor::ops::PadMode::Constant(0.0));
@@ -210,7 +305,12 @@ fn conv3x3_im2col(x: Tensor<4>, w: Tensor<4>, b: Tensor<1>) -> Tensor<4> {
         .map(|k| padded.clone().slice([0..1, 0..c, k / 3..k / 3 + h, k % 3..k % 3 + wd]).reshape([c, 1, h * wd]))
         .collect();
     let cols = Tensor::cat(taps, 1).reshape([c * 9, h * wd]);
-    (w.reshape([cout, c * 9]).matmul(cols) + b.reshape([cout, 1])).reshape([1, cout, h, wd])
+    let y = w.reshape([cout, c * 9]).matmul(cols);
+    match b {
+        Some(b) => y + b.reshape([cout, 1]),
+        None => y,
+    }
+    .reshape([1, cout, h, wd])
 }
 
 /// [out, in, 3, 3] weights reordered to [out, 3, 3, in].
@@ -220,6 +320,19 @@ fn channels_last(w: &[f32], cout: usize, cin: usize) -> Vec<f32> {
         for c in 0..cin {
             for k in 0..9 {
                 out[(o * 9 + k) * cin + c] = w[(o * cin + c) * 9 + k];
+            }
+        }
+    }
+    out
+}
+
+/// [out, in, 3, 3] weights as [in, out, 3, 3], each 3x3 kernel turned by 180 degrees.
+fn flip_transpose(w: &[f32], cout: usize, cin: usize) -> Vec<f32> {
+    let mut out = vec![0.0; w.len()];
+    for o in 0..cout {
+        for c in 0..cin {
+            for k in 0..9 {
+                out[(c * cout + o) * 9 + k] = w[(o * cin + c) * 9 + 8 - k];
             }
         }
     }
@@ -275,7 +388,7 @@ mod im2col_tests {
             let run = |im2col: bool| {
                 let xa = x.clone().autodiff().require_grad();
                 let y = if im2col {
-                    super::conv3x3_im2col(xa.clone(), w.clone(), b.clone())
+                    super::conv3x3_im2col(xa.clone(), w.clone(), Some(b.clone()))
                 } else {
                     conv2d(xa.clone(), w.clone(), Some(b.clone()), ConvOptions::new([1, 1], [1, 1], [1, 1], 1))
                 };
@@ -293,6 +406,15 @@ mod im2col_tests {
 #[cfg(test)]
 mod layout_tests {
     use burn::tensor::{Device, Tensor, TensorData};
+
+    #[test]
+    fn flipped_transposed_weights_are_burns_flip_and_swap() {
+        let (cout, cin) = (4, 5);
+        let w: Vec<f32> = (0..cout * cin * 9).map(|i| i as f32).collect();
+        let dev = Device::flex();
+        let burns = Tensor::<4>::from_data(TensorData::new(w.clone(), [cout, cin, 3, 3]), &dev).flip([2, 3]).swap_dims(0, 1);
+        assert_eq!(crate::imageops::read_native(burns).unwrap(), super::flip_transpose(&w, cout, cin));
+    }
 
     #[test]
     fn channels_last_weights_read_back_as_the_original_through_the_permuted_view() {
