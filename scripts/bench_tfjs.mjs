@@ -2,14 +2,14 @@
 // settings, step count, image size) timed for deepface's wasm API and for TensorFlow.js, in one
 // headless Chromium, one after the other: deepface's CPU fallback (burn flex, wasm) against
 // TF.js's wasm backend, and deepface's WebGPU against TF.js's WebGPU backend.
-// Prints markdown rows. Usage: [BENCH_ONLY=cpu|webgpu] node scripts/bench_tfjs.mjs [size] [cpuSteps] [gpuSteps] [runs]
+// Prints markdown rows. Usage: [BENCH_ONLY=cpu|webgpu] [LAYER=conv3_1] node scripts/bench_tfjs.mjs [size] [cpuSteps] [gpuSteps] [runs]
 import { startServer, eachBackend } from '../tests/browser/harness.mjs';
 
 const size = Number(process.argv[2] || 64);
 const cpuSteps = Number(process.argv[3] || 10);
 const gpuSteps = Number(process.argv[4] || 2);
 const runs = Number(process.argv[5] || 5);
-const LAYER = 'conv3_1';
+const LAYER = process.env.LAYER || 'conv3_1';
 
 // Runs in the page: TF.js version of the step. Kept as one function so it can be sent over.
 async function tfjsStep({ backend, layer, size, steps, runs, threads }) {
@@ -178,6 +178,8 @@ if (calls) {
   console.log('| per step | deepface | TF.js webgpu | TF.js/deepface |');
   console.log('|---|---|---|---|');
   for (const [k, what] of [['dispatches', 'compute dispatches'], ['submits', 'queue submissions']]) {
-    console.log(`| ${what} | ${calls[0][k]} | ${calls[1][k]} | ${(calls[1][k] / calls[0][k]).toFixed(2)} |`);
+    // 0 submissions: the step's work went out with the readback that ends the run.
+    const ratio = calls[0][k] > 0 ? (calls[1][k] / calls[0][k]).toFixed(2) : 'n/a';
+    console.log(`| ${what} | ${calls[0][k]} | ${calls[1][k]} | ${ratio} |`);
   }
 }

@@ -5,6 +5,7 @@
 //! with x in [0, 1] (projected after every Adam step). Normalising each layer by its target's
 //! energy makes the layer weights comparable across layers and image sizes.
 
+use std::cell::OnceCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::tensor::module::conv2d;
@@ -148,13 +149,31 @@ pub fn total_variation(x: Tensor<4>) -> Tensor<1> {
 
 /// sum_i w_i ||f_i - T_i||^2 / ||T_i||^2 over the layers; `inv_norms[i]` is 1 / ||T_i||^2.
 fn feature_loss(feats: Vec<Tensor<4>>, targets: &[LayerTarget], inv_norms: &[f32]) -> Tensor<1> {
-    feats
+    let diffs = feats.into_iter().zip(targets).map(|(f, t)| f - t.target.clone()).collect();
+    loss_of_diffs(diffs, targets, inv_norms)
+}
+
+/// [`feature_loss`] from the differences f_i - T_i.
+fn loss_of_diffs(diffs: Vec<Tensor<4>>, targets: &[LayerTarget], inv_norms: &[f32]) -> Tensor<1> {
+    diffs
         .into_iter()
         .zip(targets)
         .zip(inv_norms)
-        .map(|((f, t), inv)| (f - t.target.clone()).square().sum().mul_scalar(t.weight * inv))
+        .map(|((d, t), inv)| d.square().sum().mul_scalar(t.weight * inv))
         .reduce(|a, b| a + b)
         .expect("at least one target")
+}
+
+/// (x - 1/2)^(alpha - 1) for the even exponent `alpha` of the norm term: its gradient is alpha
+/// times this, its value the sum of this times (x - 1/2).
+fn odd_power(x: Tensor<4>, alpha: u32) -> (Tensor<4>, Tensor<4>) {
+    let c = x.sub_scalar(0.5);
+    let c2 = c.clone().square();
+    let mut odd = c.clone();
+    for _ in 1..alpha / 2 {
+        odd = odd * c2.clone();
+    }
+    (odd, c)
 }
 
 /// 1 / ||T||^2 of each target, read back once before a loop so the loop reads nothing extra.
@@ -179,19 +198,22 @@ struct Objective<'a> {
     /// 1 / ||T_l||^2 of each target.
     inv_norms: Vec<f32>,
     cfg: &'a InvertConfig,
-    tv: TvGrad,
+    /// Made on the first step, not before the loop: only the hand-written gradient needs it,
+    /// and on WebGPU kernels uploaded before the loop left burn's fusion planning each step
+    /// into 49 dispatches against 25 when they are made inside it (conv3_1, 64 px; 1650 ->
+    /// 1508-1577 ms a step on SwiftShader). Why fusion plans them apart is not known.
+    tv: OnceCell<TvGrad>,
 }
 
 impl<'a> Objective<'a> {
-    async fn new(vgg: &'a Vgg16, targets: &'a [LayerTarget], cfg: &'a InvertConfig, init: &Tensor<4>) -> Result<Self> {
-        let [_, c, h, w] = init.dims();
+    async fn new(vgg: &'a Vgg16, targets: &'a [LayerTarget], cfg: &'a InvertConfig) -> Result<Self> {
         Ok(Objective {
             vgg,
             targets,
             layers: targets.iter().map(|t| t.layer).collect(),
             inv_norms: inv_norms(targets).await?,
             cfg,
-            tv: TvGrad::new([c, h, w], &init.device()),
+            tv: OnceCell::new(),
         })
     }
 
@@ -203,12 +225,8 @@ impl<'a> Objective<'a> {
             loss = loss + total_variation(x.clone()).mul_scalar(cfg.tv_weight);
         }
         if cfg.norm_weight > 0.0 {
-            let centred = x.sub_scalar(0.5);
-            let mut p = centred.clone().square();
-            for _ in 1..cfg.norm_alpha / 2 {
-                p = p * centred.clone().square();
-            }
-            loss = loss + p.sum().mul_scalar(cfg.norm_weight);
+            let (odd, c) = odd_power(x, cfg.norm_alpha);
+            loss = loss + (odd * c).sum().mul_scalar(cfg.norm_weight);
         }
         loss
     }
@@ -231,27 +249,23 @@ impl<'a> Objective<'a> {
     fn grad_by_hand(&self, x: Tensor<4>, shift: (i64, i64), want_loss: bool) -> (Option<Tensor<1>>, Tensor<4>) {
         let cfg = self.cfg;
         let trace = self.vgg.trace(jitter(x.clone(), shift), &self.layers);
-        let feats: Vec<Tensor<4>> = self.layers.iter().map(|&l| trace.at(l)).collect();
-        let feat_grads = feats
+        let diffs: Vec<Tensor<4>> = self.targets.iter().map(|t| trace.at(t.layer) - t.target.clone()).collect();
+        let feat_grads = diffs
             .iter()
             .zip(self.targets)
             .zip(&self.inv_norms)
-            .map(|((f, t), inv)| (f.clone() - t.target.clone()).mul_scalar(2.0 * t.weight * inv))
+            .map(|((d, t), inv)| d.clone().mul_scalar(2.0 * t.weight * inv))
             .collect();
         let mut grad = jitter(self.vgg.input_grad(&trace, &self.layers, feat_grads), (-shift.0, -shift.1));
-        let mut loss = want_loss.then(|| feature_loss(feats, self.targets, &self.inv_norms));
+        let mut loss = want_loss.then(|| loss_of_diffs(diffs, self.targets, &self.inv_norms));
         if cfg.tv_weight > 0.0 {
-            grad = grad + self.tv.of(x.clone()).mul_scalar(cfg.tv_weight);
+            let [_, c, h, w] = x.dims();
+            let tv = self.tv.get_or_init(|| TvGrad::new([c, h, w], &x.device()));
+            grad = grad + tv.of(x.clone()).mul_scalar(cfg.tv_weight);
             loss = loss.map(|l| l + total_variation(x.clone()).mul_scalar(cfg.tv_weight));
         }
         if cfg.norm_weight > 0.0 {
-            // d/dc of c^alpha is alpha c^(alpha - 1), with c = x - 1/2 and alpha even.
-            let c = x.sub_scalar(0.5);
-            let c2 = c.clone().square();
-            let mut odd = c.clone();
-            for _ in 1..cfg.norm_alpha / 2 {
-                odd = odd * c2.clone();
-            }
+            let (odd, c) = odd_power(x, cfg.norm_alpha);
             loss = loss.map(|l| l + (odd.clone() * c).sum().mul_scalar(cfg.norm_weight));
             grad = grad + odd.mul_scalar(cfg.norm_weight * cfg.norm_alpha as f32);
         }
@@ -320,7 +334,7 @@ pub async fn invert(
     if targets.is_empty() {
         return Err(Error::invalid("targets", "no layer to match"));
     }
-    let objective = Objective::new(vgg, targets, cfg, &init).await?;
+    let objective = Objective::new(vgg, targets, cfg).await?;
     optimise(init, cfg, cancel, previews, on_progress, |x, shift, want_loss| objective.grad(x, shift, want_loss)).await
 }
 
@@ -429,7 +443,7 @@ mod gradient_tests {
                 .map(|(i, t)| LayerTarget { weight: 1.0 + i as f32, ..t })
                 .collect();
             let x = noise_image(size, 0.1, 2, &dev);
-            let objective = pollster::block_on(Objective::new(&vgg, &targets, &cfg, &x)).unwrap();
+            let objective = pollster::block_on(Objective::new(&vgg, &targets, &cfg)).unwrap();
             let (want_loss, want) = autodiff_grad(x.clone(), |x| objective.value(x, shift)).unwrap();
             let (want_loss, want) = (read_native(want_loss.unwrap()).unwrap()[0], read_native(want).unwrap());
             let (loss, grad) = objective.grad_by_hand(x, shift, true);
