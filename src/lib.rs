@@ -18,6 +18,8 @@ pub mod features;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod fit;
 pub mod generate;
+#[cfg(feature = "webgpu")]
+mod gpu_conv;
 pub mod dcgan;
 pub mod edit;
 pub mod error;

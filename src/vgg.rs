@@ -137,10 +137,9 @@ fn upload(w: &[f32], cout: usize, cin: usize, device: &Device) -> Tensor<4> {
     if is_cpu(device) {
         Tensor::from_data(TensorData::new(w.to_vec(), [cout, cin, 3, 3]), device)
     } else {
-        // The GPU kernels convolve channels-last and copy weights not laid out that way
-        // on every call (a conv3_1 step: 86 -> 76 dispatches without the copies): store
-        // them [out, 3, 3, in] and hand burn the [out, in, 3, 3] view of that memory.
-        Tensor::from_data(TensorData::new(channels_last(w, cout, cin), [cout, 3, 3, cin]), device).permute([0, 3, 1, 2])
+        // The GPU kernel (`gpu_conv`) reads one tap's output channels side by side: store
+        // [in, 3, 3, out] and hand it the [out, in, 3, 3] view of that memory.
+        Tensor::from_data(TensorData::new(channels_out_last(w, cout, cin), [cin, 3, 3, cout]), device).permute([3, 0, 1, 2])
     }
 }
 
@@ -279,11 +278,15 @@ impl Trace {
 /// 3x3 convolution, stride 1, zero padding 1, by the kernel that is fastest for it here.
 fn conv3x3(x: Tensor<4>, w: Tensor<4>, b: Option<Tensor<1>>) -> Tensor<4> {
     let [n, _, h, wd] = x.dims();
-    if is_cpu(&x.device()) && n == 1 && h * wd <= IM2COL_MAX_PIXELS {
-        conv3x3_im2col(x, w, b)
+    if is_cpu(&x.device()) {
+        if n == 1 && h * wd <= IM2COL_MAX_PIXELS {
+            return conv3x3_im2col(x, w, b);
+        }
     } else {
-        conv2d(x, w, b, ConvOptions::new([1, 1], [1, 1], [1, 1], 1))
+        #[cfg(feature = "webgpu")]
+        return crate::gpu_conv::conv3x3(x, w, b);
     }
+    conv2d(x, w, b, ConvOptions::new([1, 1], [1, 1], [1, 1], 1))
 }
 
 /// Largest layer (output pixels) for which the CPU runs a convolution as one matrix product.
@@ -313,13 +316,13 @@ fn conv3x3_im2col(x: Tensor<4>, w: Tensor<4>, b: Option<Tensor<1>>) -> Tensor<4>
     .reshape([1, cout, h, wd])
 }
 
-/// [out, in, 3, 3] weights reordered to [out, 3, 3, in].
-fn channels_last(w: &[f32], cout: usize, cin: usize) -> Vec<f32> {
+/// [out, in, 3, 3] weights reordered to [in, 3, 3, out].
+fn channels_out_last(w: &[f32], cout: usize, cin: usize) -> Vec<f32> {
     let mut out = vec![0.0; w.len()];
     for o in 0..cout {
         for c in 0..cin {
             for k in 0..9 {
-                out[(o * 9 + k) * cin + c] = w[(o * cin + c) * 9 + k];
+                out[(c * 9 + k) * cout + o] = w[(o * cin + c) * 9 + k];
             }
         }
     }
@@ -417,11 +420,11 @@ mod layout_tests {
     }
 
     #[test]
-    fn channels_last_weights_read_back_as_the_original_through_the_permuted_view() {
+    fn gpu_layout_weights_read_back_as_the_original_through_the_permuted_view() {
         let (cout, cin) = (4, 5);
         let w: Vec<f32> = (0..cout * cin * 9).map(|i| i as f32).collect();
         let dev = Device::flex();
-        let view = Tensor::<4>::from_data(TensorData::new(super::channels_last(&w, cout, cin), [cout, 3, 3, cin]), &dev).permute([0, 3, 1, 2]);
+        let view = Tensor::<4>::from_data(TensorData::new(super::channels_out_last(&w, cout, cin), [cin, 3, 3, cout]), &dev).permute([3, 0, 1, 2]);
         assert_eq!(view.dims(), [cout, cin, 3, 3]);
         assert_eq!(crate::imageops::read_native(view).unwrap(), w);
     }
