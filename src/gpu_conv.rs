@@ -17,6 +17,7 @@ use burn_cubecl::{Cube, CubeBackend};
 use burn_fusion::stream::{Operation, StreamId};
 use burn_fusion::{ExecutionError, FusionRuntime};
 use burn_ir::{CustomOpIr, HandleContainer, OperationIr, TensorIr};
+use cubecl::calculate_cube_count_elemwise;
 use cubecl::prelude::*;
 
 /// Pixels of one row per invocation.
@@ -157,9 +158,11 @@ fn launch(x: CubeTensor, w: CubeTensor, b: Option<CubeTensor>) -> CubeTensor {
     // A strip no wider than the row: conv4's 8-pixel rows at 64 px would waste half of 16.
     let tx = TX.min(wd.next_power_of_two());
     let units = n * (cout / tc) * h * wd.div_ceil(tx);
-    let cube_dim = CubeDim::new_1d(64);
-    let cube_count = CubeCount::Static((units as u32).div_ceil(64), 1, 1);
     let client = x.client.clone();
+    // cubecl spreads the groups over a 2D or 3D grid where one dimension would pass the device's
+    // limit (65535 on WebGPU); the kernel stops invocations past the last image.
+    let cube_dim = CubeDim::new(&client, units);
+    let cube_count = calculate_cube_count_elemwise(&client, units, cube_dim);
     // SAFETY: every index the kernel forms is inside its tensor: window reads are clamped to
     // the image, weight reads stay below `cout` because `tc` divides it, writes are guarded.
     unsafe {
