@@ -277,9 +277,9 @@ impl Trace {
 
 /// 3x3 convolution, stride 1, zero padding 1, by the kernel that is fastest for it here.
 fn conv3x3(x: Tensor<4>, w: Tensor<4>, b: Option<Tensor<1>>) -> Tensor<4> {
-    let [n, _, h, wd] = x.dims();
+    let [n, c, h, wd] = x.dims();
     if is_cpu(&x.device()) {
-        if n == 1 && h * wd <= IM2COL_MAX_PIXELS {
+        if n == 1 && (h * wd <= IM2COL_MAX_PIXELS || c == 3) {
             return conv3x3_im2col(x, w, b);
         }
     } else {
@@ -295,6 +295,9 @@ fn conv3x3(x: Tensor<4>, w: Tensor<4>, b: Option<Tensor<1>>) -> Tensor<4> {
 /// 0.3 GFLOP and runs on one thread. Measured natively at 64 px (forward + backward, ms):
 /// conv4_1 6.3 -> 4.9, conv4_2 14.4 -> 12.6, conv4_3 15.5 -> 11.0, conv5_1 9.0 -> 4.3; at
 /// 16x16 the matrix product's backward (slices, concatenation) costs more than it saves.
+/// conv1_1 (3 input channels) also goes this way at any size: flex took 1.1 ms for its 14 MFLOP
+/// at 64 px, and the conv3_1 step went 13.6-16.6 / 53.8-58.3 / 157-161 -> 13.5-14.6 /
+/// 49.8-53.9 / 140-146 ms at 64 / 128 / 224 px (three alternating runs each).
 const IM2COL_MAX_PIXELS: usize = 64;
 
 /// 3x3 convolution of one image, stride 1, zero padding 1, as im2col and one matrix product.
