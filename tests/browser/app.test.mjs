@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { repo, startServer, launch, openApp, waitRun, canvasPixels, stdOf, scores } from './harness.mjs';
+import { repo, startServer, launch, openApp, waitRun, canvasPixels, stdOf, rmsOf, scores } from './harness.mjs';
 
 const CPU_STEPS = Number(process.env.CPU_STEPS || 60);
 // On WebGPU the first face needs enough steps for the detector to accept it (40, as measured);
@@ -19,7 +19,6 @@ let server;
 before(async () => { server = await startServer(); });
 after(() => server && server.stop());
 
-const rmsOf = (a, b) => Math.sqrt(a.reduce((acc, v, i) => acc + (v - b[i]) ** 2, 0) / a.length);
 const pngSize = (buf) => {
   assert.equal(buf.subarray(0, 8).toString('hex'), '89504e470d0a1a0a', 'the download is not a PNG');
   return [buf.readUInt32BE(16), buf.readUInt32BE(20)];

@@ -80,6 +80,9 @@ export async function canvasPixels(page, id = 'canvas') {
   }, id);
 }
 
+// Root-mean-square difference of two equally long pixel arrays, in 0..255 units.
+export const rmsOf = (a, b) => Math.sqrt(a.reduce((acc, v, i) => acc + (v - b[i]) ** 2, 0) / a.length);
+
 export function stdOf(px) {
   const v = px.filter((_, i) => i % 4 !== 3);
   const m = v.reduce((a, b) => a + b, 0) / v.length;
