@@ -232,10 +232,10 @@ impl<'a> Objective<'a> {
     }
 
     /// The objective's gradient at `x` and, when `want_loss`, its value. Which way is faster
-    /// depends on the backend, so each takes its own: on burn's CPU backend autodiff (the
-    /// gradient at conv3_1, 64 px: 33-40 ms against 48-52 by hand, natively); on the GPU
-    /// backends the hand-written gradient, which reuses the forward kernel (see
-    /// [`Vgg16::input_grad`]).
+    /// depends on the backend, so each takes its own: on burn's CPU backend autodiff, whose
+    /// convolutions and pools are deepface's own differentiable operations
+    /// (`crate::cpu_kernels`); on the GPU backends the hand-written gradient, which reuses the
+    /// forward kernel (see [`Vgg16::input_grad`]).
     fn grad(&self, x: Tensor<4>, shift: (i64, i64), want_loss: bool) -> Result<(Option<Tensor<1>>, Tensor<4>)> {
         if crate::vgg::is_cpu(&x.device()) {
             autodiff_grad(x, |x| self.value(x, shift))
@@ -433,8 +433,9 @@ mod gradient_tests {
         let dev = burn::tensor::Device::flex();
         let vgg = Vgg16::new(&crate::backbone::load(&crate::backbone::default_path()).unwrap().0, &dev);
         let cfg = InvertConfig { tv_weight: 1e-3, norm_weight: 1e-2, norm_alpha: 6, ..InvertConfig::default() };
-        // 35 px: odd sizes leave a row and a column the pools drop; conv layers at 8x8 and
-        // below run as im2col on the CPU, larger ones as conv2d: both routes are crossed.
+        // 35 px: odd sizes leave a row and a column the pools drop. On the CPU autodiff runs
+        // deepface's own layers (`cpu_kernels`), the hand-written side burn's conv2d and
+        // max pool: the two implementations check each other.
         for (size, layers, shift) in [(32, "conv3_1", (0, 0)), (35, "conv1_2,pool2,conv4_1", (2, -1))] {
             let layers = crate::vgg::parse_layers(layers).unwrap();
             let targets: Vec<LayerTarget> = targets_from_image(&vgg, noise_image(size, 0.2, 1, &dev), &layers)

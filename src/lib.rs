@@ -20,6 +20,7 @@ pub mod fit;
 pub mod generate;
 #[cfg(feature = "webgpu")]
 mod gpu_conv;
+mod cpu_kernels;
 pub mod dcgan;
 pub mod edit;
 pub mod error;

@@ -205,15 +205,17 @@ impl Vgg16 {
         for (i, name) in LAYER_NAMES.iter().enumerate().take(deepest + 1) {
             let mut indices = None;
             x = if name.starts_with("conv") {
-                let y = conv3x3(x, self.weights[conv].clone(), Some(self.biases[conv].clone()));
+                let (w, b) = (&self.weights[conv], &self.biases[conv]);
                 conv += 1;
-                burn::tensor::activation::relu(y)
+                // The CPU backend's own layer where it applies (`cpu_kernels`), burn's otherwise.
+                crate::cpu_kernels::conv3x3_relu(&x, w, b)
+                    .unwrap_or_else(|| burn::tensor::activation::relu(conv3x3(x, w.clone(), Some(b.clone()))))
             } else if trace {
                 let (y, at) = max_pool2d_with_indices(x, MaxPoolOptions::new([2, 2]));
                 indices = Some(at);
                 y
             } else {
-                max_pool2d(x, MaxPoolOptions::new([2, 2]))
+                crate::cpu_kernels::max_pool2x2(&x).unwrap_or_else(|| max_pool2d(x, MaxPoolOptions::new([2, 2])))
             };
             outs.push((trace || layers.iter().any(|l| l.0 == i)).then(|| x.clone()));
             pool_indices.push(indices);
@@ -275,48 +277,14 @@ impl Trace {
     }
 }
 
-/// 3x3 convolution, stride 1, zero padding 1, by the kernel that is fastest for it here.
+/// 3x3 convolution, stride 1, zero padding 1: the GPU backend's own kernel, or burn's (the
+/// CPU backend's forward pass goes through [`crate::cpu_kernels`] before it gets here).
 fn conv3x3(x: Tensor<4>, w: Tensor<4>, b: Option<Tensor<1>>) -> Tensor<4> {
-    let [n, c, h, wd] = x.dims();
-    if is_cpu(&x.device()) {
-        if n == 1 && (h * wd <= IM2COL_MAX_PIXELS || c == 3) {
-            return conv3x3_im2col(x, w, b);
-        }
-    } else {
-        #[cfg(feature = "webgpu")]
+    #[cfg(feature = "webgpu")]
+    if !is_cpu(&x.device()) {
         return crate::gpu_conv::conv3x3(x, w, b);
     }
     conv2d(x, w, b, ConvOptions::new([1, 1], [1, 1], [1, 1], 1))
-}
-
-/// Largest layer (output pixels) for which the CPU runs a convolution as one matrix product.
-/// burn-flex's conv2d rearranges the whole weight tensor on every call and splits its work by
-/// 512-pixel tiles, so a batch-1 layer of 8x8 or less pays 2.4 M weight moves for conv4_2's
-/// 0.3 GFLOP and runs on one thread. Measured natively at 64 px (forward + backward, ms):
-/// conv4_1 6.3 -> 4.9, conv4_2 14.4 -> 12.6, conv4_3 15.5 -> 11.0, conv5_1 9.0 -> 4.3; at
-/// 16x16 the matrix product's backward (slices, concatenation) costs more than it saves.
-/// conv1_1 (3 input channels) also goes this way at any size: flex took 1.1 ms for its 14 MFLOP
-/// at 64 px, and the conv3_1 step went 13.6-16.6 / 53.8-58.3 / 157-161 -> 13.5-14.6 /
-/// 49.8-53.9 / 140-146 ms at 64 / 128 / 224 px (three alternating runs each).
-const IM2COL_MAX_PIXELS: usize = 64;
-
-/// 3x3 convolution of one image, stride 1, zero padding 1, as im2col and one matrix product.
-/// The columns are ordered (input channel, tap), the order of the [out, in, 3, 3] weights, so
-/// the weights need only a free reshape.
-fn conv3x3_im2col(x: Tensor<4>, w: Tensor<4>, b: Option<Tensor<1>>) -> Tensor<4> {
-    let [_, c, h, wd] = x.dims();
-    let cout = w.dims()[0];
-    let padded = x.pad((1, 1, 1, 1), burn::tensor::ops::PadMode::Constant(0.0));
-    let taps: Vec<Tensor<3>> = (0..9)
-        .map(|k| padded.clone().slice([0..1, 0..c, k / 3..k / 3 + h, k % 3..k % 3 + wd]).reshape([c, 1, h * wd]))
-        .collect();
-    let cols = Tensor::cat(taps, 1).reshape([c * 9, h * wd]);
-    let y = w.reshape([cout, c * 9]).matmul(cols);
-    match b {
-        Some(b) => y + b.reshape([cout, 1]),
-        None => y,
-    }
-    .reshape([1, cout, h, wd])
 }
 
 /// [out, in, 3, 3] weights reordered to [in, 3, 3, out].
@@ -370,42 +338,6 @@ mod flop_tests {
         assert!((15.3..15.4).contains(&g), "{g} GMAC");
         let c11: Layer = "conv1_1".parse().unwrap();
         assert_eq!(c11.forward_flops(224), 2.0 * 9.0 * 3.0 * 64.0 * 224.0 * 224.0);
-    }
-}
-
-#[cfg(test)]
-mod im2col_tests {
-    use burn::tensor::module::conv2d;
-    use burn::tensor::ops::ConvOptions;
-    use burn::tensor::{Device, Distribution, Tensor};
-
-    fn max_abs(t: Tensor<4>) -> f32 {
-        crate::imageops::read_native(t.abs().max()).unwrap()[0]
-    }
-
-    #[test]
-    fn im2col_convolution_matches_conv2d_in_value_and_gradient() {
-        let dev = Device::flex();
-        for (c, cout, s) in [(5, 7, 8), (16, 4, 3), (3, 2, 1)] {
-            let x = Tensor::<4>::random([1, c, s, s], Distribution::Normal(0.0, 1.0), &dev);
-            let w = Tensor::<4>::random([cout, c, 3, 3], Distribution::Normal(0.0, 1.0), &dev);
-            let b = Tensor::<1>::random([cout], Distribution::Normal(0.0, 1.0), &dev);
-            let r = Tensor::<4>::random([1, cout, s, s], Distribution::Normal(0.0, 1.0), &dev).autodiff();
-            let run = |im2col: bool| {
-                let xa = x.clone().autodiff().require_grad();
-                let y = if im2col {
-                    super::conv3x3_im2col(xa.clone(), w.clone(), Some(b.clone()))
-                } else {
-                    conv2d(xa.clone(), w.clone(), Some(b.clone()), ConvOptions::new([1, 1], [1, 1], [1, 1], 1))
-                };
-                let grads = (y.clone() * r.clone()).sum().backward();
-                (y.without_autodiff(), xa.grad(&grads).unwrap())
-            };
-            let ((y1, g1), (y2, g2)) = (run(true), run(false));
-            let scale = max_abs(y2.clone()).max(max_abs(g2.clone()));
-            assert!(max_abs(y1 - y2) < 1e-5 * scale, "value differs for {c}->{cout} at {s}x{s}");
-            assert!(max_abs(g1 - g2) < 1e-5 * scale, "gradient differs for {c}->{cout} at {s}x{s}");
-        }
     }
 }
 
