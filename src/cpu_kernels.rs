@@ -156,7 +156,8 @@ fn pool(x: &FlexTensor, keep_winners: bool) -> (FlexTensor, Vec<u8>) {
                 let window = [r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]];
                 let mut best = 0;
                 for k in 1..4 {
-                    if window[k] > window[best] {
+                    // A NaN wins, as in burn's pool: a poisoned input must reach the loss.
+                    if window[k] > window[best] || window[k].is_nan() {
                         best = k;
                     }
                 }
@@ -245,7 +246,7 @@ fn conv(x: &[f32], mask: Option<&[f32]>, [n, cin, h, w]: [usize; 4], taps: &Taps
                     None => d.copy_from_slice(&src[s..s + w]),
                     Some(m) => {
                         for ((d, &v), &keep) in d.iter_mut().zip(&src[s..s + w]).zip(&m[s..s + w]) {
-                            *d = if keep > 0.0 { v } else { 0.0 };
+                            *d = if keep <= 0.0 { 0.0 } else { v };
                         }
                     }
                 }
@@ -297,7 +298,8 @@ fn conv(x: &[f32], mask: Option<&[f32]>, [n, cin, h, w]: [usize; 4], taps: &Taps
                 let dst = unsafe { std::slice::from_raw_parts_mut(shared.0.add(((i * cout + o0 + o) * h + y) * w), w) };
                 for (d, &v) in dst.iter_mut().zip(src) {
                     let v = v + b;
-                    *d = if relu { v.max(0.0) } else { v };
+                    // Not `max(0.0)`, which would turn a NaN into 0 and hide it from the loss.
+                    *d = if relu && v < 0.0 { 0.0 } else { v };
                 }
             }
         }
@@ -410,6 +412,20 @@ mod tests {
             assert!(dy <= 1e-5 * sy, "value off by {dy} (largest {sy}) for {n}x{c}->{cout} at {h}x{w}");
             assert!(dg <= 1e-5 * sg, "gradient off by {dg} (largest {sg}) for {n}x{c}->{cout} at {h}x{w}");
         }
+    }
+
+    #[test]
+    fn a_nan_input_reaches_the_output_of_both_layers() {
+        let dev = Device::flex();
+        let mut v = vec![0.5f32; 2 * 4 * 4];
+        v[5] = f32::NAN;
+        let x = Tensor::<4>::from_data(burn::tensor::TensorData::new(v, [1, 2, 4, 4]), &dev);
+        let w = random([3, 2, 3, 3], &dev);
+        let b = random([3], &dev);
+        let conv = read_native(super::conv3x3_relu(&x, &w, &b).unwrap()).unwrap();
+        assert!(conv.iter().filter(|v| v.is_nan()).count() >= 3 * 9, "a NaN pixel poisons its 3x3 neighbourhood in every channel");
+        let pooled = read_native(super::max_pool2x2(&x).unwrap()).unwrap();
+        assert_eq!(pooled.iter().filter(|v| v.is_nan()).count(), 1, "{pooled:?}");
     }
 
     #[test]
