@@ -41,6 +41,9 @@ const FEW_CHANNELS: usize = 8;
 /// `None` where a tensor is not flex's (another backend, or a checkpointing autodiff the op
 /// does not handle): the caller then takes burn's generic path.
 pub fn conv3x3_relu(x: &Tensor<4>, w: &Tensor<4>, b: &Tensor<1>) -> Option<Tensor<4>> {
+    if !on_cpu(x) {
+        return None;
+    }
     let weights = || Some((w.clone().try_into_primitive::<Flex>().ok()?, b.clone().try_into_primitive::<Flex>().ok()?));
     if let Ok(x) = x.clone().try_into_primitive::<Flex>() {
         let (w, b) = weights()?;
@@ -60,6 +63,9 @@ pub fn conv3x3_relu(x: &Tensor<4>, w: &Tensor<4>, b: &Tensor<1>) -> Option<Tenso
 
 /// 2x2 max pool, stride 2, on the CPU backend (`None` as for [`conv3x3_relu`]).
 pub fn max_pool2x2(x: &Tensor<4>) -> Option<Tensor<4>> {
+    if !on_cpu(x) {
+        return None;
+    }
     if let Ok(x) = x.clone().try_into_primitive::<Flex>() {
         return Some(Tensor::from_primitive::<Flex>(pool(&x, false).0));
     }
@@ -72,6 +78,12 @@ pub fn max_pool2x2(x: &Tensor<4>) -> Option<Tensor<4>> {
         OpsKind::UnTracked(prep) => prep.finish(pool(x.primitive(), false).0),
     };
     Some(Tensor::from_primitive::<Autodiff<Flex, NoCheckpointing>>(out))
+}
+
+/// Whether `x` lives on the CPU backend (autodiff or not). Checked first so that the GPU's
+/// every convolution does not pay for the failed conversions below, which format messages.
+fn on_cpu(x: &Tensor<4>) -> bool {
+    crate::vgg::is_cpu(&x.device())
 }
 
 #[derive(Debug)]
@@ -120,7 +132,7 @@ impl Backward<Flex, 1> for PoolBackward {
             let g = slice(&grad);
             let (oh, ow) = (h / 2, w / 2);
             let mut out = vec![0.0f32; n * c * h * w];
-            let shared = SharedOut(out.as_mut_ptr());
+            let shared = Shared(out.as_mut_ptr());
             for_each_task(n * c, |plane| {
                 let shared = shared;
                 for oy in 0..oh {
@@ -146,7 +158,7 @@ fn pool(x: &FlexTensor, keep_winners: bool) -> (FlexTensor, Vec<u8>) {
     let (oh, ow) = (h / 2, w / 2);
     let mut out = vec![0.0f32; n * c * oh * ow];
     let mut winners = vec![0u8; if keep_winners { out.len() } else { 0 }];
-    let (shared, shared_w) = (SharedOut(out.as_mut_ptr()), SharedBytes(winners.as_mut_ptr()));
+    let (shared, shared_w) = (Shared(out.as_mut_ptr()), Shared(winners.as_mut_ptr()));
     for_each_task(n * c, |plane| {
         let (shared, shared_w) = (shared, shared_w);
         for oy in 0..oh {
@@ -216,16 +228,17 @@ impl<'a> Taps<'a> {
     }
 }
 
-/// Raw pointer shared by the strip tasks, each of which writes its own disjoint part.
-#[derive(Clone, Copy)]
-struct SharedOut(*mut f32);
-unsafe impl Send for SharedOut {}
-unsafe impl Sync for SharedOut {}
-
-#[derive(Clone, Copy)]
-struct SharedBytes(*mut u8);
-unsafe impl Send for SharedBytes {}
-unsafe impl Sync for SharedBytes {}
+/// Raw pointer to an output shared by parallel tasks, each of which writes its own disjoint
+/// part.
+struct Shared<T>(*mut T);
+impl<T> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Shared<T> {}
+unsafe impl<T> Send for Shared<T> {}
+unsafe impl<T> Sync for Shared<T> {}
 
 /// The convolution of `x` ([n, cin, h, w], contiguous; multiplied by `mask > 0` where a mask
 /// is given), plus `bias`, through a ReLU when `relu`.
@@ -260,7 +273,7 @@ fn conv(x: &[f32], mask: Option<&[f32]>, [n, cin, h, w]: [usize; 4], taps: &Taps
     // Small layers have few strips: split the output channels too, so every thread has work.
     let blocks = (2 * threads()).div_ceil(n * strips).min(cout.div_ceil(16)).max(1);
     let block = cout.div_ceil(blocks);
-    let shared = SharedOut(out.as_mut_ptr());
+    let shared = Shared(out.as_mut_ptr());
     let padded = &padded;
     for_each_task(n * strips * blocks, |task| {
         let shared = shared;

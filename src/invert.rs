@@ -433,9 +433,9 @@ mod gradient_tests {
         let dev = burn::tensor::Device::flex();
         let vgg = Vgg16::new(&crate::backbone::load(&crate::backbone::default_path()).unwrap().0, &dev);
         let cfg = InvertConfig { tv_weight: 1e-3, norm_weight: 1e-2, norm_alpha: 6, ..InvertConfig::default() };
-        // 35 px: odd sizes leave a row and a column the pools drop. On the CPU autodiff runs
-        // deepface's own layers (`cpu_kernels`), the hand-written side burn's conv2d and
-        // max pool: the two implementations check each other.
+        // 35 px: odd sizes leave a row and a column the pools drop. On the CPU the autodiff
+        // gradient comes from deepface's own layers (`cpu_kernels`), the hand-written one from
+        // burn's conv2d and max pool: the two implementations check each other.
         for (size, layers, shift) in [(32, "conv3_1", (0, 0)), (35, "conv1_2,pool2,conv4_1", (2, -1))] {
             let layers = crate::vgg::parse_layers(layers).unwrap();
             let targets: Vec<LayerTarget> = targets_from_image(&vgg, noise_image(size, 0.2, 1, &dev), &layers)
