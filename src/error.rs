@@ -13,6 +13,8 @@ pub enum Error {
     /// A weights, backbone or model file that is not what it claims to be.
     #[error("{file}: {reason}")]
     Format { file: String, reason: String },
+    #[error("cannot write {path}: {reason}")]
+    Write { path: String, reason: String },
     #[error("cannot read image {what}: {reason}")]
     Image { what: String, reason: String },
     #[error("invalid {what}: {reason}")]

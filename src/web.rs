@@ -15,14 +15,15 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use crate::bundle::{Bundle, ModelKind};
-use crate::classifier::DeviceClassifier;
-use crate::edit::{self, EditOptions};
-use crate::generate::{self, GenerateOptions};
-use crate::invert::Progress;
-use crate::platform::now_ms;
-use crate::vgg::Vgg16;
-use crate::{backbone, Error};
+use crate::fit::bundle::{Bundle, ModelKind};
+use crate::fit::classifier::DeviceClassifier;
+use crate::make::edit::{self, EditOptions};
+use crate::make::generate::{self, GenerateOptions};
+use crate::make::invert::Progress;
+use crate::make::prior::ImagePrior;
+use crate::util::platform::now_ms;
+use crate::backbone::vgg::Vgg16;
+use crate::{backbone::weights, Error};
 
 /// `initThreadPool(n)` for the threaded CPU build: starts n Web Workers sharing this module's
 /// memory, which rayon (and so burn's CPU kernels) then use.
@@ -101,7 +102,7 @@ struct Info {
     /// What `generate` and `alter` use when not told, so the page's fields start there.
     defaults: Defaults,
     attributes: Vec<AttributeInfo>,
-    groups: Vec<crate::attributes::Group>,
+    groups: Vec<crate::data::attributes::Group>,
     report: serde_json::Value,
 }
 
@@ -172,15 +173,15 @@ impl DeepFace {
     /// "cpu" or "auto"). Rejects a corrupt or mismatched file with the reason.
     pub async fn load(backbone_bytes: Vec<u8>, bundle_bytes: Vec<u8>, backend: String) -> Result<DeepFace, JsValue> {
         let bundle = Bundle::from_bytes(&bundle_bytes, "model bundle").map_err(js_err)?;
-        let (weights, manifest) = backbone::decode(&backbone_bytes, "backbone").map_err(js_err)?;
-        let deepest: crate::vgg::Layer = crate::vgg::CONV_NAMES[weights.layers.len() - 1].parse().map_err(js_err)?;
-        bundle.check_backbone_file(&backbone::sha256_hex(&backbone_bytes), manifest.trimmed_from.as_deref(), Some(deepest)).map_err(js_err)?;
+        let (weights, manifest) = weights::decode(&backbone_bytes, "backbone").map_err(js_err)?;
+        let deepest: crate::backbone::vgg::Layer = crate::backbone::vgg::CONV_NAMES[weights.layers.len() - 1].parse().map_err(js_err)?;
+        bundle.check_backbone_file(&weights::sha256_hex(&backbone_bytes), manifest.trimmed_from.as_deref(), Some(deepest)).map_err(js_err)?;
         let (device, backend) = pick_device(&backend).await;
         let vgg = Vgg16::new(&weights, &device);
         let clf = bundle.classifier.to_device(&device);
         // One tiny forward pass surfaces a broken device now rather than mid-generation.
-        let probe = crate::imageops::to_tensor(&RgbImage::from_pixel(32, 32, image::Rgb([128, 128, 128])), &device);
-        crate::imageops::read_f32(vgg.forward(probe, &["conv1_1".parse().map_err(js_err)?]).remove(0).sum()).await.map_err(js_err)?;
+        let probe = crate::util::imageops::to_tensor(&RgbImage::from_pixel(32, 32, image::Rgb([128, 128, 128])), &device);
+        crate::util::imageops::read_f32(vgg.forward(probe, &["conv1_1".parse().map_err(js_err)?]).remove(0).sum()).await.map_err(js_err)?;
         Ok(DeepFace { inner: Rc::new(Inner { vgg, bundle, clf, device, backend, cancel: AtomicBool::new(false), busy: Cell::new(false) }) })
     }
 
@@ -219,8 +220,8 @@ impl DeepFace {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let _guard = begin(&inner)?;
-            let layers = crate::vgg::parse_layers(&layers).map_err(js_err)?;
-            let t = crate::bench::time_steps(&inner.vgg, &layers, size as usize, steps as usize, runs as usize, &inner.device).await.map_err(js_err)?;
+            let layers = crate::backbone::vgg::parse_layers(&layers).map_err(js_err)?;
+            let t = crate::make::bench::time_steps(&inner.vgg, &layers, size as usize, steps as usize, runs as usize, &inner.device).await.map_err(js_err)?;
             let out = Object::new();
             set(&out, "msPerStep", t.step_ms);
             set(&out, "msPerStepMin", t.step_ms_min);
@@ -243,12 +244,12 @@ impl DeepFace {
                 None => b.default_model,
             };
             let steps = o.steps.unwrap_or(generate::DEFAULT_STEPS).clamp(1, 2000);
-            let opts = GenerateOptions { model, seed: o.seed.unwrap_or(0), steps, temperature: o.temperature, gain: o.gain, lr: None, layers: None, poison_at: o.nan_at_step };
+            let opts = GenerateOptions { model, seed: o.seed.unwrap_or(0), steps, temperature: o.temperature, gain: o.gain, lr: None, layers: None, poison_at: o.nan_at_step, prior: ImagePrior::Pixels, prior_gain: None };
             let t0 = now_ms();
             let targets = generate::targets(b, &req, &opts, &inner.device).map_err(js_err)?;
-            let r = run_loop(&inner, &on_progress, t0, |cb| generate::generate(&inner.vgg, b, &targets, &opts, &inner.device, Some(&inner.cancel), true, cb)).await?;
+            let r = run_loop(&inner, &on_progress, t0, |cb| generate::generate(&inner.vgg, b, &req, &targets, &opts, &inner.device, Some(&inner.cancel), true, cb)).await?;
             let probs = edit::classify(&inner.vgg, &inner.clf, &r.image, b.image_size, &inner.device).await.map_err(js_err)?;
-            let face_found = crate::face::is_face(&r.image);
+            let face_found = crate::data::face::is_face(&r.image);
             let out = Object::new();
             set(&out, "image", image_obj(&r.image));
             set(&out, "probs", js_sys::Float32Array::from(probs.as_slice()));
@@ -265,7 +266,7 @@ impl DeepFace {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let _guard = begin(&inner)?;
-            let photo = crate::imageops::from_rgba(&rgba, width, height).map_err(js_err)?;
+            let photo = crate::util::imageops::from_rgba(&rgba, width, height).map_err(js_err)?;
             let (crop, faces) = edit::face_crop(&photo, inner.bundle.image_size);
             let probs = edit::classify(&inner.vgg, &inner.clf, &crop, inner.bundle.image_size, &inner.device).await.map_err(js_err)?;
             let out = Object::new();
@@ -283,7 +284,7 @@ impl DeepFace {
         future_to_promise(async move {
             let _guard = begin(&inner)?;
             let o: AlterOpts = serde_wasm_bindgen::from_value(opts).unwrap_or_default();
-            let photo = crate::imageops::from_rgba(&rgba, width, height).map_err(js_err)?;
+            let photo = crate::util::imageops::from_rgba(&rgba, width, height).map_err(js_err)?;
             let req = inner.bundle.vocab.parse(&attrs).map_err(js_err)?;
             let steps = o.steps.unwrap_or(edit::DEFAULT_STEPS).clamp(1, 2000);
             let eo = EditOptions { strength: o.strength.unwrap_or(edit::DEFAULT_STRENGTH), steps, seed: o.seed.unwrap_or(0), centre_if_no_face: o.centre_if_no_face };
@@ -296,7 +297,7 @@ impl DeepFace {
             set(&out, "probsBefore", js_sys::Float32Array::from(e.probs_before.as_slice()));
             set(&out, "probsAfter", js_sys::Float32Array::from(e.probs_after.as_slice()));
             set(&out, "faces", e.faces_found as u32);
-            set(&out, "psnr", crate::metrics::psnr(&e.crop_before, &e.crop_after));
+            set(&out, "psnr", crate::util::metrics::psnr(&e.crop_before, &e.crop_after));
             let bx = Object::new();
             set(&bx, "x", e.rect.0);
             set(&bx, "y", e.rect.1);

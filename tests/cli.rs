@@ -96,7 +96,7 @@ fn generate_classify_alter_and_bad_requests() {
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["generate", "--attrs", "Male,Beard"], "unknown attribute `Beard`; valid attributes: Male, Child, Youth, Middle_Aged, Senior, Smiling"),
         (vec!["generate", "--attrs", "Child,Senior"], "Child and Senior are mutually exclusive (group Age)"),
-        (vec!["generate", "--attrs=-Male", "--using", "cgmm"], "cGMM models present attributes only"),
+        (vec!["generate", "--attrs", "-Male", "--using", "cgmm"], "cGMM models present attributes only"),
         (vec!["generate", "--attrs", "Male", "--using", "gan"], "unknown model `gan`; valid: cgmm, linear"),
         (vec!["evaluate", "--models", "linear,gan"], "unknown model `gan`; valid: cgmm, linear"),
         (vec!["evaluate", "--lr=NaN"], "invalid learning rate: NaN; must be a positive number"),
@@ -113,5 +113,36 @@ fn generate_classify_alter_and_bad_requests() {
         let (ok, _, stderr) = deepface(&args);
         assert!(!ok, "{args:?} should fail");
         assert!(stderr.contains(needle), "{args:?}: `{stderr}` should contain `{needle}`");
+    }
+}
+
+/// What a first-time user types: a negated attribute as the value, from another folder, and an
+/// output that cannot be written (refused before the generation, named as a write error).
+#[test]
+fn hyphen_values_any_folder_and_unwritable_outputs() {
+    let dir = std::env::temp_dir().join(format!("deepface-cwd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let run_in = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_deepface")).args(args).current_dir(&dir).output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (ok, _, stderr) = run_in(&["generate", "--attrs", "-Male,Senior", "--seed", "1", "--steps", "3", "--out", "f.png"]);
+    assert!(ok, "{stderr}");
+    assert!(dir.join("f.png").exists());
+    // Another model folder through the flag: a folder without the model is named in the error.
+    let (ok, _, stderr) = run_in(&["generate", "--attrs", "Male", "--model-dir", "/nonexistent-models", "--steps", "3"]);
+    assert!(!ok && stderr.contains("/nonexistent-models/default.bundle"), "{stderr}");
+    let not_a_dir = common::temp_file("plain-file", b"x");
+    let blocked = not_a_dir.join("face.png");
+    for (out, needle) in [(blocked.to_str().unwrap(), "cannot write"), ("face.txt", "must end in .png, .jpg or .jpeg")] {
+        let start = std::time::Instant::now();
+        let (ok, stdout, stderr) = run_in(&["generate", "--attrs", "Male", "--out", out]);
+        assert!(!ok && stderr.contains(needle), "{out}: {stderr}");
+        assert!(!stdout.contains("classifier sees"), "refused before generating: {stdout}");
+        assert!(start.elapsed().as_secs() < 60);
+    }
+    for cmd in ["generate", "alter", "invert", "fit", "detect", "evaluate", "classify", "synth"] {
+        let (ok, stdout, _) = run_in(&[cmd, "--help"]);
+        assert!(ok && stdout.contains("Example:\n  deepface"), "{cmd} --help has no example: {stdout}");
     }
 }

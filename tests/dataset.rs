@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use deepface::dataset::{Dataset, Split};
+use deepface::data::dataset::{Dataset, Split};
 
 fn deepface(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_deepface")).current_dir(common::repo()).args(args).output().unwrap();

@@ -5,7 +5,7 @@
 mod common;
 
 use burn::tensor::{Tensor, TensorData};
-use deepface::dcgan::{read_checkpoint, Generator};
+use deepface::data::dcgan::{read_checkpoint, Generator};
 
 fn checkpoint() -> std::path::PathBuf {
     let p = common::repo().join(".cache/models/gan_face_generate/weights.tar");
@@ -50,24 +50,24 @@ fn sampling_is_deterministic_per_seed_and_index() {
 #[test]
 fn is_face_accepts_a_face_crop_and_refuses_flat_and_noise_images() {
     let photo = image::open(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/faces/solvay_7.png")).unwrap().to_rgb8();
-    let (crop, faces) = deepface::edit::face_crop(&photo, 64);
+    let (crop, faces) = deepface::make::edit::face_crop(&photo, 64);
     assert_eq!(faces.len(), 1);
-    assert!(deepface::face::is_face(&crop));
-    assert!(!deepface::face::is_face(&image::RgbImage::from_pixel(64, 64, image::Rgb([128, 128, 128]))));
+    assert!(deepface::data::face::is_face(&crop));
+    assert!(!deepface::data::face::is_face(&image::RgbImage::from_pixel(64, 64, image::Rgb([128, 128, 128]))));
     let mut s = 1u32;
     let noise = image::RgbImage::from_fn(64, 64, |_, _| {
         s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
         let v = (s >> 24) as u8;
         image::Rgb([v, v, v])
     });
-    assert!(!deepface::face::is_face(&noise));
+    assert!(!deepface::data::face::is_face(&noise));
 }
 
 #[test]
 fn synth_writes_detected_faces_atomically() {
     let dir = std::env::temp_dir().join(format!("deepface-synth-{}", std::process::id()));
     let out = dir.join("set");
-    let r = deepface::synth::synth(&checkpoint(), &out, 6, 3, 4, &common::device(), |_, _| {}).unwrap();
+    let r = deepface::data::synth::synth(&checkpoint(), &out, 6, 3, 4, &common::device(), |_, _| {}).unwrap();
     assert_eq!(r.kept, 6);
     let files: Vec<_> = std::fs::read_dir(out.join("img_align_celeba")).unwrap().collect();
     assert_eq!(files.len(), 6);
@@ -75,10 +75,10 @@ fn synth_writes_detected_faces_atomically() {
     for f in files {
         let img = image::open(f.unwrap().path()).unwrap().to_rgb8();
         assert_eq!(img.dimensions(), (64, 64));
-        assert!(deepface::face::is_face(&img), "every kept image has a face");
+        assert!(deepface::data::face::is_face(&img), "every kept image has a face");
     }
     // An existing folder is never overwritten.
-    let err = deepface::synth::synth(&checkpoint(), &out, 1, 3, 4, &common::device(), |_, _| {}).err().unwrap().to_string();
+    let err = deepface::data::synth::synth(&checkpoint(), &out, 1, 3, 4, &common::device(), |_, _| {}).err().unwrap().to_string();
     assert!(err.contains("already exists"), "{err}");
 }
 

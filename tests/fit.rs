@@ -6,12 +6,13 @@ mod common;
 use std::sync::OnceLock;
 
 use burn::tensor::{Tensor, TensorData};
-use deepface::bundle::{Bundle, ModelKind};
-use deepface::dataset::Dataset;
-use deepface::fit::{fit, FitOptions, FitReport};
-use deepface::generate::{generate, split_layers, targets, GenerateOptions};
-use deepface::vgg::Vgg16;
-use deepface::{classifier, edit, imageops, Error};
+use deepface::fit::bundle::{Bundle, ModelKind};
+use deepface::data::dataset::Dataset;
+use deepface::fit::pipeline::{fit, FitOptions, FitReport};
+use deepface::make::generate::{generate, split_layers, targets, GenerateOptions};
+use deepface::make::prior::ImagePrior;
+use deepface::backbone::vgg::Vgg16;
+use deepface::{fit::classifier, make::edit, util::imageops, Error};
 
 fn tiny() -> std::path::PathBuf {
     common::repo().join("tests/fixtures/tiny_faces")
@@ -44,7 +45,7 @@ fn fit_reports_and_the_bundle_round_trips() {
     let (mut right, mut total) = (0, 0);
     let device = common::device();
     let clf = bundle.classifier.to_device(&device);
-    for i in (0..ds.len()).filter(|&i| ds.splits[i] == deepface::dataset::Split::Train) {
+    for i in (0..ds.len()).filter(|&i| ds.splits[i] == deepface::data::dataset::Split::Train) {
         let img = imageops::load(&ds.image_path(i)).unwrap();
         let probs = pollster::block_on(edit::classify(vgg, &clf, &img, bundle.image_size, &device)).unwrap();
         let yes = classifier::decide(&probs, &bundle.classifier.heads);
@@ -104,9 +105,10 @@ fn generation_makes_distinct_faces_and_refuses_what_a_model_cannot_express() {
     let (vgg, bundle, _) = fitted();
     let dev = common::device();
     let run = |model, spec: &str, seed| {
-        let opts = GenerateOptions { model, seed, steps: 30, temperature: None, gain: None, lr: None, layers: None, poison_at: None };
-        let targets = targets(bundle, &bundle.vocab.parse(spec)?, &opts, &dev)?;
-        pollster::block_on(generate(vgg, bundle, &targets, &opts, &dev, None, false, |_| true))
+        let opts = GenerateOptions { model, seed, steps: 30, temperature: None, gain: None, lr: None, layers: None, poison_at: None, prior: ImagePrior::Pixels, prior_gain: None };
+        let req = bundle.vocab.parse(spec)?;
+        let targets = targets(bundle, &req, &opts, &dev)?;
+        pollster::block_on(generate(vgg, bundle, &req, &targets, &opts, &dev, None, false, |_| true))
     };
     let a = run(ModelKind::Linear, "Male,Smiling", 1).unwrap().image;
     let b = run(ModelKind::Linear, "Male,Smiling", 2).unwrap().image;
@@ -120,9 +122,9 @@ fn generation_makes_distinct_faces_and_refuses_what_a_model_cannot_express() {
     assert!(run(ModelKind::Cgmm, "Male,Senior", 1).is_ok());
     let e = run(ModelKind::Cgmm, "-Male", 1).err().expect("must fail").to_string();
     assert!(e.contains("cGMM models present attributes only"), "{e}");
-    let opts = GenerateOptions { model: ModelKind::Linear, seed: 1, steps: 2, temperature: None, gain: None, lr: None, layers: Some(vec!["conv2_1".parse().unwrap()]), poison_at: None };
+    let opts = GenerateOptions { model: ModelKind::Linear, seed: 1, steps: 2, temperature: None, gain: None, lr: None, layers: Some(vec!["conv2_1".parse().unwrap()]), poison_at: None, prior: ImagePrior::Pixels, prior_gain: None };
     let t = targets(bundle, &[], &opts, &dev).unwrap();
-    let e = pollster::block_on(generate(vgg, bundle, &t, &opts, &dev, None, false, |_| true)).err().expect("conv2_1 is not modelled").to_string();
+    let e = pollster::block_on(generate(vgg, bundle, &[], &t, &opts, &dev, None, false, |_| true)).err().expect("conv2_1 is not modelled").to_string();
     assert!(e.contains("`conv2_1` is not among them"), "{e}");
 }
 
@@ -178,14 +180,14 @@ fn an_attribute_without_positives_is_named() {
 
 #[test]
 fn nan_during_fitting_is_an_error() {
-    let vocab = deepface::attributes::Vocabulary::new(&["A".to_string(), "B".to_string()]).unwrap();
+    let vocab = deepface::data::attributes::Vocabulary::new(&["A".to_string(), "B".to_string()]).unwrap();
     let labels: Vec<&[i8]> = vec![&[1, -1], &[-1, 1], &[1, 1]];
     let layer = "conv5_1".parse().unwrap();
     let rows = |i: usize| if i == 2 { vec![f32::NAN; 4] } else { vec![1.0; 4] };
-    let r = deepface::cgmm::fit(&vocab, layer, [1, 2, 2], &labels, &rows, 10, 1e-4, 3, 1);
+    let r = deepface::fit::cgmm::fit(&vocab, layer, [1, 2, 2], &labels, &rows, 10, 1e-4, 3, 1);
     assert!(matches!(r, Err(Error::NonFinite { .. })), "{:?}", r.map(|_| ()));
     let x = vec![vec![1.0, 0.0], vec![0.0, 1.0], vec![1.0, 1.0]];
     let rows = |idx: &[usize]| idx.iter().flat_map(|&i| if i == 1 { vec![f32::NAN; 4] } else { vec![1.0; 4] }).collect::<Vec<f32>>();
-    let r = deepface::linear::fit(vec![(layer, [1, 2, 2])], &x, &rows, 2, 3, 1e-3, 1, &common::device());
+    let r = deepface::fit::linear::fit(vec![(layer, [1, 2, 2])], &x, &rows, 2, 3, 1e-3, 1, &common::device());
     assert!(matches!(r, Err(Error::NonFinite { .. })), "{:?}", r.map(|_| ()));
 }

@@ -8,8 +8,8 @@ mod common;
 
 use std::sync::OnceLock;
 
-use deepface::bundle::Bundle;
-use deepface::{backbone, imageops};
+use deepface::fit::bundle::Bundle;
+use deepface::{backbone::weights, util::imageops};
 use proptest::prelude::*;
 use sha2::{Digest, Sha256};
 
@@ -20,7 +20,7 @@ fn bundle_bytes() -> &'static [u8] {
 
 fn backbone_bytes() -> &'static [u8] {
     static B: OnceLock<Vec<u8>> = OnceLock::new();
-    B.get_or_init(|| std::fs::read(backbone::default_path()).expect("committed backbone"))
+    B.get_or_init(|| std::fs::read(weights::default_path()).expect("committed backbone"))
 }
 
 /// A small real photo as PNG and as JPEG, the formats uploads arrive in natively.
@@ -163,7 +163,7 @@ proptest! {
         if cut {
             bytes.truncate(header + edits[0].0 % (src.len() - header));
         }
-        if let Ok((w, _)) = backbone::decode(&bytes, "damaged") {
+        if let Ok((w, _)) = weights::decode(&bytes, "damaged") {
             prop_assert_eq!(w.layers.len(), 13);
         }
     }

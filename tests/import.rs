@@ -3,9 +3,9 @@
 
 mod common;
 
-use deepface::backbone::{self, InputConvention, Manifest};
-use deepface::import::import_file;
-use deepface::vgg::CONV_CHANNELS;
+use deepface::backbone::weights::{self, InputConvention, Manifest};
+use deepface::backbone::import::import_file;
+use deepface::backbone::vgg::CONV_CHANNELS;
 
 #[test]
 fn onnx_with_shuffled_initializers_imports_in_graph_order() {
@@ -20,9 +20,9 @@ fn onnx_with_shuffled_initializers_imports_in_graph_order() {
     }
     // Round trip through the f16 backbone file: within f16 precision.
     let manifest = Manifest::new(imported.source.clone());
-    let bytes = backbone::encode(&imported.weights, &manifest).unwrap();
-    assert_eq!(bytes, backbone::encode(&imported.weights, &manifest).unwrap(), "encoding is deterministic");
-    let (back, m2) = backbone::decode(&bytes, "mem").unwrap();
+    let bytes = weights::encode(&imported.weights, &manifest).unwrap();
+    assert_eq!(bytes, weights::encode(&imported.weights, &manifest).unwrap(), "encoding is deterministic");
+    let (back, m2) = weights::decode(&bytes, "mem").unwrap();
     assert_eq!(m2, manifest);
     let w0 = &imported.weights.layers[4].weight;
     let w1 = &back.layers[4].weight;
@@ -36,10 +36,10 @@ fn truncated_files_are_rejected_with_a_reason() {
     let path = common::temp_file("cut.onnx", &onnx[..onnx.len() / 2]);
     let err = import_file(&path, None).err().unwrap().to_string();
     assert!(err.contains("truncated"), "{err}");
-    let backbone_bytes = std::fs::read(backbone::default_path()).unwrap();
-    let err = backbone::decode(&backbone_bytes[..backbone_bytes.len() - 1000], "cut.safetensors").err().unwrap().to_string();
+    let backbone_bytes = std::fs::read(weights::default_path()).unwrap();
+    let err = weights::decode(&backbone_bytes[..backbone_bytes.len() - 1000], "cut.safetensors").err().unwrap().to_string();
     assert!(err.contains("cut.safetensors") && err.contains("truncated"), "{err}");
-    let err = backbone::decode(&[], "empty").err().unwrap().to_string();
+    let err = weights::decode(&[], "empty").err().unwrap().to_string();
     assert!(err.contains("empty file"), "{err}");
 }
 
@@ -64,7 +64,7 @@ fn networks_that_are_not_vgg16_are_rejected() {
     assert!(err.contains("not a readable VGG16 weights file") && err.contains("expected ONNX"), "{err}");
     // A safetensors file that is not a deepface backbone.
     let other = common::safetensors(&[("x".into(), vec![2], vec![1.0, 2.0])]);
-    let err = backbone::decode(&other, "other.safetensors").err().unwrap().to_string();
+    let err = weights::decode(&other, "other.safetensors").err().unwrap().to_string();
     assert!(err.contains("not a deepface backbone"), "{err}");
 }
 

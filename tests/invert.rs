@@ -5,9 +5,9 @@ mod common;
 use std::sync::atomic::AtomicBool;
 
 use burn::tensor::{Tensor, TensorData};
-use deepface::invert::{invert, noise_image, targets_from_image, InvertConfig, LayerTarget};
-use deepface::vgg::{parse_layers, Layer};
-use deepface::{imageops, metrics, Error};
+use deepface::make::invert::{invert, noise_image, targets_from_image, InvertConfig, LayerTarget};
+use deepface::backbone::vgg::{parse_layers, Layer};
+use deepface::{util::imageops, util::metrics, Error};
 
 #[test]
 fn reconstructs_a_real_face_from_conv3_1() {
@@ -36,7 +36,7 @@ fn reconstructs_a_real_face_from_conv3_1() {
     assert!(start_psnr < 15.0);
 }
 
-fn small_setup() -> (deepface::vgg::Vgg16, Vec<LayerTarget>, burn::tensor::Device) {
+fn small_setup() -> (deepface::backbone::vgg::Vgg16, Vec<LayerTarget>, burn::tensor::Device) {
     let device = common::device();
     let vgg = common::default_vgg();
     let img = noise_image(32, 0.2, 5, &device);
@@ -95,7 +95,7 @@ fn bad_settings_are_named() {
 fn total_variation_of_known_images() {
     let device = common::device();
     let flat = Tensor::<4>::zeros([1, 3, 8, 8], &device).add_scalar(0.3);
-    let tv = |t: Tensor<4>| deepface::invert::total_variation(t).into_data().try_to_vec::<f32>().unwrap()[0];
+    let tv = |t: Tensor<4>| deepface::make::invert::total_variation(t).into_data().try_to_vec::<f32>().unwrap()[0];
     assert_eq!(tv(flat), 0.0);
     // Vertical stripes of 0 and 1: every horizontal neighbour pair differs by 1.
     let stripes: Vec<f32> = (0..3 * 8 * 8).map(|i| (i % 2) as f32).collect();
@@ -131,12 +131,12 @@ fn match_error_is_zero_for_the_target_image_and_falls_as_inversion_runs() {
     let (vgg, targets, device) = small_setup();
     let own = noise_image(32, 0.2, 5, &device);
     let other = noise_image(32, 0.2, 6, &device);
-    let e_own = pollster::block_on(deepface::invert::match_error(&vgg, own, &targets)).unwrap();
-    let e_other = pollster::block_on(deepface::invert::match_error(&vgg, other.clone(), &targets)).unwrap();
+    let e_own = pollster::block_on(deepface::make::invert::match_error(&vgg, own, &targets)).unwrap();
+    let e_other = pollster::block_on(deepface::make::invert::match_error(&vgg, other.clone(), &targets)).unwrap();
     assert!(e_own < 1e-6, "the target image itself: {e_own}");
     assert!(e_other > 0.05, "another noise image: {e_other}");
     let cfg = InvertConfig { steps: 40, ..InvertConfig::default() };
     let out = pollster::block_on(invert(&vgg, &targets, other, &cfg, None, false, |_| true)).unwrap();
-    let e_after = pollster::block_on(deepface::invert::match_error(&vgg, out.tensor, &targets)).unwrap();
+    let e_after = pollster::block_on(deepface::make::invert::match_error(&vgg, out.tensor, &targets)).unwrap();
     assert!(e_after < 0.5 * e_other, "40 steps: {e_other} -> {e_after}");
 }

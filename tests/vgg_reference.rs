@@ -4,7 +4,7 @@
 mod common;
 
 use burn::tensor::{Tensor, TensorData};
-use deepface::vgg::Layer;
+use deepface::backbone::vgg::Layer;
 
 fn fixture() -> Vec<u8> {
     std::fs::read(common::repo().join("tests/fixtures/vgg16_reference.safetensors")).unwrap()

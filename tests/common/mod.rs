@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use deepface::backbone::{self, ConvWeights};
-use deepface::vgg::{Vgg16, CONV_CHANNELS};
+use deepface::backbone::weights::{self, ConvWeights};
+use deepface::backbone::vgg::{Vgg16, CONV_CHANNELS};
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -19,7 +19,7 @@ pub fn device() -> burn::tensor::Device {
 }
 
 pub fn default_backbone() -> ConvWeights {
-    backbone::load(&backbone::default_path()).expect("committed backbone loads").0
+    weights::load(&weights::default_path()).expect("committed backbone loads").0
 }
 
 pub fn default_vgg() -> Vgg16 {
@@ -51,7 +51,7 @@ pub fn safetensors(tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Vec<u8> {
 /// Deterministic pseudo-random conv weights for the given (in, out) channel sequence, as
 /// (out, in, values) with biases.
 pub fn random_convs(channels: &[(usize, usize)], seed: u64) -> Vec<(usize, usize, Vec<f32>, Vec<f32>)> {
-    let mut rng = deepface::rng::Rng::new(seed);
+    let mut rng = deepface::util::rng::Rng::new(seed);
     channels
         .iter()
         .map(|&(cin, cout)| {

@@ -1,0 +1,463 @@
+//! The CPU backend's own VGG layers: the 3x3 convolution (stride 1, zero padding 1) with its
+//! bias and ReLU, and the 2x2 max pool, each with its input gradient, as autodiff operations of
+//! burn's `flex` backend.
+//!
+//! flex's own conv2d builds an im2col matrix of every layer, rearranges the whole weight tensor
+//! on each call and writes its result out channel by channel with a strided scalar loop (17% of
+//! a conv3_1 step at 64 px, natively). Here the input is zero-padded once; then, with the
+//! output computed on the padded grid (two spare columns per row, dropped on the way out),
+//! each of the nine taps reads the padded planes at one fixed offset, so the convolution is nine
+//! accumulated matrix products straight from the padded input, with no im2col copy (a layer
+//! with very few input channels, conv1_1's 3, copies a strip's nine views into one matrix of
+//! depth 27 instead: nine products of depth 3 would each sweep the accumulator). The work is
+//! split into strips of whole rows, which keeps a strip's accumulator in cache across the nine
+//! products. The input gradient is the same computation on the weights turned by 180 degrees
+//! with input and output swapped, read in place through strides.
+//!
+//! flex's max pool takes general windows, strides and padding and checks for NaN at every
+//! element (1.0 ms for pool1 at 64 px, a third of conv1_2); the 2x2 pool here keeps, for its
+//! backward pass, which of its four inputs won as one byte.
+
+use burn::tensor::{Tensor, TensorData};
+use burn_autodiff::checkpoint::base::Checkpointer;
+use burn_autodiff::checkpoint::strategy::NoCheckpointing;
+use burn_autodiff::grads::Gradients;
+use burn_autodiff::ops::{unary, Backward, Ops, OpsKind};
+use burn_autodiff::Autodiff;
+use burn_flex::{Flex, FlexTensor};
+
+/// Output pixels (on the padded grid) a strip aims for. Natively, conv3_1 steps at 64 / 128 /
+/// 224 px (ms, two runs): 256 columns 8.2-8.5 / 31.5-32.7 / 94-96, 512 7.2-7.5 / 28.0 / 90-97,
+/// 1024 7.0-7.6 / 25.5-26.4 / 91, 2048 6.6-7.1 / 26-27 / 91-94 with the forward pass at 224 px
+/// 20% slower (its 256-channel accumulator no longer stays in L2).
+const STRIP_COLUMNS: usize = 1024;
+
+/// Input channels up to which a strip copies its nine shifted views into one matrix (conv1_1:
+/// 3) rather than making nine products from the padded planes. The page's one-thread CPU
+/// generation step went from 111-116 to 101-104 ms with it (two runs each).
+const FEW_CHANNELS: usize = 8;
+
+/// `relu(conv3x3(x, w) + b)` on the CPU backend, differentiable where `x` tracks gradients.
+/// `None` where a tensor is not flex's (another backend, or a checkpointing autodiff the op
+/// does not handle): the caller then takes burn's generic path.
+pub fn conv3x3_relu(x: &Tensor<4>, w: &Tensor<4>, b: &Tensor<1>) -> Option<Tensor<4>> {
+    if !on_cpu(x) {
+        return None;
+    }
+    let weights = || Some((w.clone().try_into_primitive::<Flex>().ok()?, b.clone().try_into_primitive::<Flex>().ok()?));
+    if let Ok(x) = x.clone().try_into_primitive::<Flex>() {
+        let (w, b) = weights()?;
+        return Some(Tensor::from_primitive::<Flex>(forward(&x, &w, &b)));
+    }
+    let x = x.clone().try_into_primitive::<Autodiff<Flex, NoCheckpointing>>().ok()?;
+    let (w, b) = weights()?;
+    let out = match ConvReluBackward.prepare::<NoCheckpointing>([x.node()]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => {
+            let y = forward(x.primitive(), &w, &b);
+            prep.finish(ConvState { weight: w, output: y.clone() }, y)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(forward(x.primitive(), &w, &b)),
+    };
+    Some(Tensor::from_primitive::<Autodiff<Flex, NoCheckpointing>>(out))
+}
+
+/// 2x2 max pool, stride 2, on the CPU backend (`None` as for [`conv3x3_relu`]).
+pub fn max_pool2x2(x: &Tensor<4>) -> Option<Tensor<4>> {
+    if !on_cpu(x) {
+        return None;
+    }
+    if let Ok(x) = x.clone().try_into_primitive::<Flex>() {
+        return Some(Tensor::from_primitive::<Flex>(pool(&x, false).0));
+    }
+    let x = x.clone().try_into_primitive::<Autodiff<Flex, NoCheckpointing>>().ok()?;
+    let out = match PoolBackward.prepare::<NoCheckpointing>([x.node()]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => {
+            let (y, winners) = pool(x.primitive(), true);
+            prep.finish(PoolState { input: x.primitive().layout().shape().dims::<4>(), winners: winners.into() }, y)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(pool(x.primitive(), false).0),
+    };
+    Some(Tensor::from_primitive::<Autodiff<Flex, NoCheckpointing>>(out))
+}
+
+/// Whether `x` lives on the CPU backend (autodiff or not). Checked first so that the GPU's
+/// every convolution does not pay for the failed conversions below, which format messages.
+fn on_cpu(x: &Tensor<4>) -> bool {
+    crate::backbone::vgg::is_cpu(&x.device())
+}
+
+#[derive(Debug)]
+struct ConvReluBackward;
+
+#[derive(Clone, Debug)]
+struct ConvState {
+    weight: FlexTensor,
+    /// The op's output, after the ReLU: where it is 0 no gradient passes.
+    output: FlexTensor,
+}
+
+impl Backward<Flex, 1> for ConvReluBackward {
+    type State = ConvState;
+
+    fn backward(self, ops: Ops<ConvState, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let ConvState { weight, output } = ops.state;
+        unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
+            let [cout, cin, _, _] = weight.layout().shape().dims::<4>();
+            let [n, _, h, w] = grad.layout().shape().dims::<4>();
+            let (grad, output, weight) = (grad.to_contiguous(), output.to_contiguous(), weight.to_contiguous());
+            let taps = Taps::flipped(slice(&weight), cin);
+            let g = conv(slice(&grad), Some(slice(&output)), [n, cout, h, w], &taps, None, false);
+            FlexTensor::from_data(TensorData::new(g, [n, cin, h, w]))
+        });
+    }
+}
+
+#[derive(Debug)]
+struct PoolBackward;
+
+#[derive(Clone, Debug)]
+struct PoolState {
+    input: [usize; 4],
+    /// Per output element, which of its window's four inputs (row-major) was the maximum.
+    winners: std::sync::Arc<[u8]>,
+}
+
+impl Backward<Flex, 1> for PoolBackward {
+    type State = PoolState;
+
+    fn backward(self, ops: Ops<PoolState, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let PoolState { input: [n, c, h, w], winners } = ops.state;
+        unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
+            let grad = grad.to_contiguous();
+            let g = slice(&grad);
+            let (oh, ow) = (h / 2, w / 2);
+            let mut out = vec![0.0f32; n * c * h * w];
+            let shared = Shared(out.as_mut_ptr());
+            for_each_task(n * c, |plane| {
+                let shared = shared;
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let k = (plane * oh + oy) * ow + ox;
+                        let win = winners[k] as usize;
+                        let at = (plane * h + 2 * oy + win / 2) * w + 2 * ox + win % 2;
+                        // SAFETY: plane `plane` of the output belongs to this task alone.
+                        unsafe { *shared.0.add(at) = g[k] };
+                    }
+                }
+            });
+            FlexTensor::from_data(TensorData::new(out, [n, c, h, w]))
+        });
+    }
+}
+
+/// The pooled tensor and, when `keep_winners`, which input won each window.
+fn pool(x: &FlexTensor, keep_winners: bool) -> (FlexTensor, Vec<u8>) {
+    let [n, c, h, w] = x.layout().shape().dims::<4>();
+    let x = x.to_contiguous();
+    let x = slice(&x);
+    let (oh, ow) = (h / 2, w / 2);
+    let mut out = vec![0.0f32; n * c * oh * ow];
+    let mut winners = vec![0u8; if keep_winners { out.len() } else { 0 }];
+    let (shared, shared_w) = (Shared(out.as_mut_ptr()), Shared(winners.as_mut_ptr()));
+    for_each_task(n * c, |plane| {
+        let (shared, shared_w) = (shared, shared_w);
+        for oy in 0..oh {
+            let r0 = &x[(plane * h + 2 * oy) * w..][..w];
+            let r1 = &x[(plane * h + 2 * oy + 1) * w..][..w];
+            for ox in 0..ow {
+                let window = [r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]];
+                let mut best = 0;
+                for k in 1..4 {
+                    // A NaN wins, as in burn's pool: a poisoned input must reach the loss.
+                    if window[k] > window[best] || window[k].is_nan() {
+                        best = k;
+                    }
+                }
+                let at = (plane * oh + oy) * ow + ox;
+                // SAFETY: plane `plane` of the outputs belongs to this task alone.
+                unsafe {
+                    *shared.0.add(at) = window[best];
+                    if keep_winners {
+                        *shared_w.0.add(at) = best as u8;
+                    }
+                }
+            }
+        }
+    });
+    (FlexTensor::from_data(TensorData::new(out, [n, c, oh, ow])), winners)
+}
+
+fn forward(x: &FlexTensor, w: &FlexTensor, b: &FlexTensor) -> FlexTensor {
+    let [cout, cin, _, _] = w.layout().shape().dims::<4>();
+    let [n, _, h, wd] = x.layout().shape().dims::<4>();
+    let (x, w, b) = (x.to_contiguous(), w.to_contiguous(), b.to_contiguous());
+    let y = conv(slice(&x), None, [n, cin, h, wd], &Taps::forward(slice(&w), cout, cin), Some(slice(&b)), true);
+    FlexTensor::from_data(TensorData::new(y, [n, cout, h, wd]))
+}
+
+fn slice(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>().expect("a contiguous f32 tensor")
+}
+
+/// How the weights of one convolution are read: element (o, c) of tap t (row-major 3x3) is at
+/// `base(t) + o * row + c * col`.
+struct Taps<'a> {
+    w: &'a [f32],
+    cout: usize,
+    row: usize,
+    col: usize,
+    flipped: bool,
+}
+
+impl<'a> Taps<'a> {
+    /// [out, in, 3, 3] weights as they are.
+    fn forward(w: &'a [f32], cout: usize, cin: usize) -> Self {
+        Taps { w, cout, row: cin * 9, col: 9, flipped: false }
+    }
+    /// The same weights for the input gradient: out and in swapped, each kernel turned by 180
+    /// degrees.
+    fn flipped(w: &'a [f32], cin: usize) -> Self {
+        Taps { w, cout: cin, row: 9, col: cin * 9, flipped: true }
+    }
+    fn base(&self, tap: usize) -> usize {
+        if self.flipped {
+            8 - tap
+        } else {
+            tap
+        }
+    }
+}
+
+/// Raw pointer to an output shared by parallel tasks, each of which writes its own disjoint
+/// part.
+struct Shared<T>(*mut T);
+impl<T> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Shared<T> {}
+unsafe impl<T> Send for Shared<T> {}
+unsafe impl<T> Sync for Shared<T> {}
+
+/// The convolution of `x` ([n, cin, h, w], contiguous; multiplied by `mask > 0` where a mask
+/// is given), plus `bias`, through a ReLU when `relu`.
+fn conv(x: &[f32], mask: Option<&[f32]>, [n, cin, h, w]: [usize; 4], taps: &Taps, bias: Option<&[f32]>, relu: bool) -> Vec<f32> {
+    let cout = taps.cout;
+    let (pw, plane) = (w + 2, (h + 2) * (w + 2));
+    // The last tap of the last spare column reads two elements past the last plane.
+    let image = cin * plane + 2;
+    let mut padded = vec![0.0f32; n * image];
+    for (i, src) in x.chunks_exact(cin * h * w).enumerate() {
+        let dst = &mut padded[i * image..];
+        let m = mask.map(|m| &m[i * cin * h * w..(i + 1) * cin * h * w]);
+        for c in 0..cin {
+            for y in 0..h {
+                let s = (c * h + y) * w;
+                let d = &mut dst[c * plane + (y + 1) * pw + 1..][..w];
+                match m {
+                    None => d.copy_from_slice(&src[s..s + w]),
+                    Some(m) => {
+                        for ((d, &v), &keep) in d.iter_mut().zip(&src[s..s + w]).zip(&m[s..s + w]) {
+                            *d = if keep <= 0.0 { 0.0 } else { v };
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    let mut out = vec![0.0f32; n * cout * h * w];
+    let rows = (STRIP_COLUMNS / pw).clamp(1, h);
+    let strips = h.div_ceil(rows);
+    // Small layers have few strips: split the output channels too, so every thread has work.
+    let blocks = (2 * threads()).div_ceil(n * strips).min(cout.div_ceil(16)).max(1);
+    let block = cout.div_ceil(blocks);
+    let shared = Shared(out.as_mut_ptr());
+    let padded = &padded;
+    for_each_task(n * strips * blocks, |task| {
+        let shared = shared;
+        let (i, rest) = (task / (strips * blocks), task % (strips * blocks));
+        let (strip, blk) = (rest / blocks, rest % blocks);
+        let (y0, y1) = (strip * rows, ((strip + 1) * rows).min(h));
+        let (o0, o1) = (blk * block, ((blk + 1) * block).min(cout));
+        if o0 >= o1 {
+            return;
+        }
+        let (m, cols) = (o1 - o0, (y1 - y0) * pw);
+        let mut acc = vec![0.0f32; m * cols];
+        let strip_at = i * image + y0 * pw;
+        let tap_offset = |tap: usize| (tap / 3) * pw + tap % 3;
+        if !taps.flipped && cin <= FEW_CHANNELS {
+            // Rows ordered (channel, tap), as the [out, in, 3, 3] weights' columns.
+            let mut columns = vec![0.0f32; cin * 9 * cols];
+            for (row, dst) in columns.chunks_exact_mut(cols).enumerate() {
+                let at = strip_at + (row / 9) * plane + tap_offset(row % 9);
+                dst.copy_from_slice(&padded[at..at + cols]);
+            }
+            let lhs = &taps.w[o0 * taps.row..];
+            multiply(&mut acc, [m, cols, cin * 9], false, lhs, [taps.row, 1], &columns, cols);
+        } else {
+            for tap in 0..9 {
+                let lhs = &taps.w[taps.base(tap) + o0 * taps.row..];
+                multiply(&mut acc, [m, cols, cin], tap > 0, lhs, [taps.row, taps.col], &padded[strip_at + tap_offset(tap)..], plane);
+            }
+        }
+        for o in 0..m {
+            let b = bias.map_or(0.0, |b| b[o0 + o]);
+            for y in y0..y1 {
+                let src = &acc[o * cols + (y - y0) * pw..][..w];
+                // SAFETY: (image i, channel o0 + o, row y) belongs to this task alone.
+                let dst = unsafe { std::slice::from_raw_parts_mut(shared.0.add(((i * cout + o0 + o) * h + y) * w), w) };
+                for (d, &v) in dst.iter_mut().zip(src) {
+                    let v = v + b;
+                    // Not `max(0.0)`, which would turn a NaN into 0 and hide it from the loss.
+                    *d = if relu && v < 0.0 { 0.0 } else { v };
+                }
+            }
+        }
+    });
+    out
+}
+
+/// `dst` ([m, n], row-major) = `lhs` x `rhs`, or += where `accumulate`. `lhs` is read through
+/// its (row, column) strides, `rhs` through its row stride with columns adjacent.
+fn multiply(dst: &mut [f32], [m, n, k]: [usize; 3], accumulate: bool, lhs: &[f32], [lrs, lcs]: [usize; 2], rhs: &[f32], rrs: usize) {
+    assert!(dst.len() >= m * n, "product does not fit its destination");
+    assert!(m == 0 || k == 0 || lhs.len() > (m - 1) * lrs + (k - 1) * lcs, "left factor out of bounds");
+    assert!(n == 0 || k == 0 || rhs.len() >= (k - 1) * rrs + n, "right factor out of bounds");
+    // SAFETY: the asserts above bound every index gemm forms from these sizes and strides.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lcs as isize,
+            lrs as isize,
+            rhs.as_ptr(),
+            1,
+            rrs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+#[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
+fn threads() -> usize {
+    rayon::current_num_threads()
+}
+
+#[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
+fn for_each_task(n: usize, f: impl Fn(usize) + Send + Sync) {
+    use rayon::prelude::*;
+    (0..n).into_par_iter().for_each(f);
+}
+
+#[cfg(all(target_arch = "wasm32", not(feature = "threads")))]
+fn threads() -> usize {
+    1
+}
+
+#[cfg(all(target_arch = "wasm32", not(feature = "threads")))]
+fn for_each_task(n: usize, f: impl Fn(usize)) {
+    (0..n).for_each(f);
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::module::{conv2d, max_pool2d};
+    use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
+    use burn::tensor::{activation::relu, Device, Distribution, Tensor};
+
+    use crate::util::imageops::read_native;
+
+    fn random<const D: usize>(shape: [usize; D], dev: &Device) -> Tensor<D> {
+        Tensor::random(shape, Distribution::Normal(0.0, 1.0), dev)
+    }
+
+    /// Largest difference between `ours` and `burns`, and the largest magnitude of `burns`,
+    /// in value and in the gradient w.r.t. `x` of <op(x), r>.
+    fn compare<F, G>(x: &Tensor<4>, r: &Tensor<4>, ours: F, burns: G) -> (f32, f32, f32, f32)
+    where
+        F: Fn(&Tensor<4>) -> Tensor<4>,
+        G: Fn(&Tensor<4>) -> Tensor<4>,
+    {
+        let run = |op: &dyn Fn(&Tensor<4>) -> Tensor<4>| {
+            let xa = x.clone().autodiff().require_grad();
+            let y = op(&xa);
+            let grads = (y.clone() * r.clone().autodiff()).sum().backward();
+            (read_native(y.without_autodiff()).unwrap(), read_native(xa.grad(&grads).unwrap()).unwrap())
+        };
+        let ((y1, g1), (y2, g2)) = (run(&ours), run(&burns));
+        let diff = |a: &[f32], b: &[f32]| a.iter().zip(b).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        let top = |a: &[f32]| a.iter().fold(0f32, |m, v| m.max(v.abs()));
+        (diff(&y1, &y2), top(&y2), diff(&g1, &g2), top(&g2))
+    }
+
+    #[test]
+    fn convolution_matches_burns_in_value_and_gradient() {
+        let dev = Device::flex();
+        // Odd and tiny planes, 3 input channels (conv1_1), channel counts that split unevenly
+        // into blocks, a batch, and planes wider than one strip.
+        for (n, c, cout, h, w) in [(1, 3, 64, 9, 7), (2, 5, 7, 1, 1), (1, 16, 40, 3, 5), (1, 8, 24, 40, 33), (3, 4, 18, 8, 8)] {
+            let x = random([n, c, h, w], &dev);
+            let wt = random([cout, c, 3, 3], &dev);
+            let b = random([cout], &dev);
+            let r = random([n, cout, h, w], &dev);
+            assert!(super::conv3x3_relu(&x, &wt, &b).is_some(), "flex tensors take deepface's kernel");
+            let (dy, sy, dg, sg) = compare(
+                &x,
+                &r,
+                |x| super::conv3x3_relu(x, &wt, &b).expect("an autodiff flex tensor takes deepface's kernel"),
+                |x| relu(conv2d(x.clone(), wt.clone(), Some(b.clone()), ConvOptions::new([1, 1], [1, 1], [1, 1], 1))),
+            );
+            assert!(sy > 0.0 && sg > 0.0);
+            assert!(dy <= 1e-5 * sy, "value off by {dy} (largest {sy}) for {n}x{c}->{cout} at {h}x{w}");
+            assert!(dg <= 1e-5 * sg, "gradient off by {dg} (largest {sg}) for {n}x{c}->{cout} at {h}x{w}");
+        }
+    }
+
+    #[test]
+    fn a_nan_input_reaches_the_output_of_both_layers() {
+        let dev = Device::flex();
+        let mut v = vec![0.5f32; 2 * 4 * 4];
+        v[5] = f32::NAN;
+        let x = Tensor::<4>::from_data(burn::tensor::TensorData::new(v, [1, 2, 4, 4]), &dev);
+        let w = random([3, 2, 3, 3], &dev);
+        let b = random([3], &dev);
+        let conv = read_native(super::conv3x3_relu(&x, &w, &b).unwrap()).unwrap();
+        assert!(conv.iter().filter(|v| v.is_nan()).count() >= 3 * 9, "a NaN pixel poisons its 3x3 neighbourhood in every channel");
+        let pooled = read_native(super::max_pool2x2(&x).unwrap()).unwrap();
+        assert_eq!(pooled.iter().filter(|v| v.is_nan()).count(), 1, "{pooled:?}");
+    }
+
+    #[test]
+    fn max_pool_matches_burns_in_value_and_gradient() {
+        let dev = Device::flex();
+        for (n, c, h, w) in [(1, 3, 8, 8), (2, 5, 7, 9), (1, 64, 2, 3), (1, 2, 2, 5)] {
+            let x = random([n, c, h, w], &dev);
+            let r = random([n, c, h / 2, w / 2], &dev);
+            assert!(super::max_pool2x2(&x).is_some(), "flex tensors take deepface's kernel");
+            let (dy, sy, dg, sg) = compare(
+                &x,
+                &r,
+                |x| super::max_pool2x2(x).expect("an autodiff flex tensor takes deepface's kernel"),
+                |x| max_pool2d(x.clone(), MaxPoolOptions::new([2, 2])),
+            );
+            if h >= 2 {
+                assert!(sy > 0.0 && sg > 0.0);
+            }
+            assert_eq!((dy, dg), (0.0, 0.0), "pool differs for {n}x{c} at {h}x{w} (largest value {sy}, gradient {sg})");
+        }
+    }
+}

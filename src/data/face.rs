@@ -1,0 +1,99 @@
+//! Face detection (SeetaFace frontal detector via `rustface`) and square face crops.
+
+use image::RgbImage;
+
+/// The detector's model, embedded so that the browser build needs no extra download.
+/// BSD-2 licensed, see `model/NOTICE`.
+static SEETA_MODEL: &[u8] = include_bytes!("../../model/seeta_fd_frontal_v1.0.bin");
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FaceBox {
+    pub x: i32,
+    pub y: i32,
+    pub width: u32,
+    pub height: u32,
+    pub score: f64,
+}
+
+/// Parsing the 1.2 MB model costs more than detecting in a small image: do it once.
+fn model() -> rustface::Model {
+    static MODEL: std::sync::OnceLock<rustface::Model> = std::sync::OnceLock::new();
+    MODEL.get_or_init(|| rustface::read_model(SEETA_MODEL).expect("embedded SeetaFace model is valid")).clone()
+}
+
+/// Faces in `img`, largest first.
+pub fn detect(img: &RgbImage, min_face: u32) -> Vec<FaceBox> {
+    let mut detector = rustface::create_detector_with_model(model());
+    detector.set_min_face_size(min_face.max(20));
+    detector.set_score_thresh(2.0);
+    detector.set_pyramid_scale_factor(0.8);
+    detector.set_slide_window_step(4, 4);
+    let gray = image::imageops::grayscale(img);
+    let (w, h) = gray.dimensions();
+    if w < 20 || h < 20 {
+        return Vec::new();
+    }
+    let mut faces: Vec<FaceBox> = detector
+        .detect(&rustface::ImageData::new(gray.as_raw(), w, h))
+        .into_iter()
+        .map(|f| {
+            let b = f.bbox();
+            FaceBox { x: b.x(), y: b.y(), width: b.width(), height: b.height(), score: f.score() }
+        })
+        .collect();
+    faces.sort_by_key(|f| std::cmp::Reverse(f.width * f.height));
+    faces
+}
+
+/// Whether a generated image (a face filling a small square frame) holds a face the detector
+/// accepts: the one test of "is it a face" for the page's verdict, the evaluation and the
+/// training-data filter. The detector's smallest window is 20 px, so the image is looked at
+/// 128 px wide (faces filling a 64 px frame are found far more reliably after the upscale), and
+/// a face must be 40 px or more: a face-like texture in a corner does not count.
+pub fn is_face(img: &RgbImage) -> bool {
+    !detect(&crate::util::imageops::resize(img, 128, 128), 40).is_empty()
+}
+
+/// The square around `face`, enlarged by `margin` (0.4 = 40% more side), moved inside the
+/// image: (x, y, side) in pixels.
+pub fn crop_rect(img: &RgbImage, face: &FaceBox, margin: f32) -> (u32, u32, u32) {
+    let side = (face.width.max(face.height) as f32 * (1.0 + margin)).round() as i64;
+    let side = side.min(i64::from(img.width().min(img.height())));
+    let cx = i64::from(face.x) + i64::from(face.width) / 2;
+    let cy = i64::from(face.y) + i64::from(face.height) / 2;
+    let x = (cx - side / 2).clamp(0, i64::from(img.width()) - side);
+    let y = (cy - side / 2).clamp(0, i64::from(img.height()) - side);
+    (x as u32, y as u32, side as u32)
+}
+
+/// [`crop_rect`]'s square, resized to `size`.
+pub fn crop(img: &RgbImage, face: &FaceBox, margin: f32, size: u32) -> RgbImage {
+    let (x, y, side) = crop_rect(img, face, margin);
+    crate::util::imageops::resize(&image::imageops::crop_imm(img, x, y, side, side).to_image(), size, size)
+}
+
+/// Applies an edit made at low resolution to the full-resolution square (x, y, side) of
+/// `photo`: the change `after - before` is scaled up and added, so the photo keeps its own
+/// fine detail, through a mask that is 1 in the middle and falls smoothly to 0 at the
+/// square's edge, so no seam shows.
+pub fn paste_back(photo: &RgbImage, before: &RgbImage, after: &RgbImage, (x, y, side): (u32, u32, u32)) -> RgbImage {
+    let up = |i: &RgbImage| image::imageops::resize(i, side, side, image::imageops::FilterType::Triangle);
+    let (before, after) = (up(before), up(after));
+    let mut out = photo.clone();
+    let half = side as f32 / 2.0;
+    for py in 0..side {
+        for px in 0..side {
+            // Distance from the centre in units of the half side (max-norm blended with the
+            // Euclidean one: a rounded square), then a cosine ramp over its outer 30%.
+            let dx = (px as f32 + 0.5 - half) / half;
+            let dy = (py as f32 + 0.5 - half) / half;
+            let r = (0.5 * dx.abs().max(dy.abs()) + 0.5 * (dx * dx + dy * dy).sqrt()).min(1.0);
+            let w = if r < 0.7 { 1.0 } else { 0.5 * (1.0 + (std::f32::consts::PI * (r - 0.7) / 0.3).cos()) };
+            let (ox, oy) = (x + px, y + py);
+            let (a, b0, b1) = (photo.get_pixel(ox, oy), before.get_pixel(px, py), after.get_pixel(px, py));
+            let mixed = image::Rgb([0, 1, 2].map(|c| (f32::from(a[c]) + w * (f32::from(b1[c]) - f32::from(b0[c]))).round().clamp(0.0, 255.0) as u8));
+            out.put_pixel(ox, oy, mixed);
+        }
+    }
+    out
+}

@@ -1,0 +1,182 @@
+//! The stronger conditional model: activations on several layers as a linear function of the
+//! whole attribute vector (present and absent attributes both count), plus a low-rank
+//! Gaussian residual from PCA. A sample moves along the main directions faces actually vary
+//! in, so it is a coherent face rather than the mean plus per-neuron noise, and the
+//! coefficient of an attribute is the direction an edit follows (as in Deep Feature
+//! Interpolation).
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::attributes::{Request, Vocabulary};
+use crate::util::rng::Rng;
+use crate::backbone::vgg::Layer;
+
+#[derive(Clone, Debug)]
+pub struct LinearGaussian {
+    pub layers: Vec<(Layer, [usize; 3])>,
+    /// Training frequency of each attribute: the "don't care" value.
+    pub base: Vec<f32>,
+    pub mean: Vec<f32>,
+    /// [attributes, D]: change of the activations per unit of each attribute.
+    pub coef: Vec<f32>,
+    /// [components, D]: principal directions of the residual, each scaled by its std.
+    pub basis: Vec<f32>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LinearFit {
+    pub components: usize,
+    /// Share of the residual variance (of the PCA sample, per-layer normalised) the
+    /// components explain.
+    pub explained: f32,
+}
+
+impl LinearGaussian {
+    pub fn dim(&self) -> usize {
+        self.mean.len()
+    }
+    pub fn components(&self) -> usize {
+        self.basis.len() / self.dim().max(1)
+    }
+
+    /// Expected activations for attribute vector `x`.
+    pub fn predict(&self, x: &[f32]) -> Vec<f32> {
+        let d = self.dim();
+        let mut out = self.mean.clone();
+        for (a, (&xa, &ba)) in x.iter().zip(&self.base).enumerate() {
+            let k = xa - ba;
+            if k != 0.0 {
+                out.iter_mut().zip(&self.coef[a * d..(a + 1) * d]).for_each(|(o, c)| *o += k * c);
+            }
+        }
+        out
+    }
+
+    /// A face's activations for the requests: the prediction (the requested change of the
+    /// attribute vector multiplied by `gain`: one unit of an attribute's average effect is
+    /// small next to how much faces differ) plus `temperature` times a
+    /// Gaussian draw in the residual's principal subspace, clamped at 0 (all tapped layers
+    /// follow a ReLU).
+    pub fn sample(&self, vocab: &Vocabulary, requests: &[Request], seed: u64, temperature: f32, gain: f32) -> Vec<f32> {
+        let d = self.dim();
+        let x: Vec<f32> = vocab.vector(requests, &self.base).iter().zip(&self.base).map(|(x, b)| b + gain * (x - b)).collect();
+        let mut out = self.predict(&x);
+        let mut rng = Rng::new(seed);
+        for k in 0..self.components() {
+            let z = temperature * rng.normal();
+            out.iter_mut().zip(&self.basis[k * d..(k + 1) * d]).for_each(|(o, b)| *o += z * b);
+        }
+        out.iter_mut().for_each(|v| *v = v.max(0.0));
+        out
+    }
+
+    /// Direction of attribute `attr` in activation space (its coefficient row).
+    pub fn direction(&self, attr: usize) -> &[f32] {
+        let d = self.dim();
+        &self.coef[attr * d..(attr + 1) * d]
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+use {
+    crate::{util::linalg, Error, Result},
+    burn::tensor::{Device, Tensor, TensorData},
+};
+
+#[cfg(not(target_arch = "wasm32"))]
+/// Fits the model. `rows(i)` gives image i's activations (all layers, length D); `x` the
+/// attribute vectors (0/1), one per image. `pca_rows` images (a prefix of a random order)
+/// feed the residual PCA; `ridge` regularises the regression.
+pub fn fit(
+    layers: Vec<(Layer, [usize; 3])>,
+    x: &[Vec<f32>],
+    rows: &(dyn Fn(&[usize]) -> Vec<f32> + Sync),
+    components: usize,
+    pca_rows: usize,
+    ridge: f64,
+    seed: u64,
+    device: &Device,
+) -> Result<(LinearGaussian, LinearFit)> {
+    let n = x.len();
+    let a = x.first().map_or(0, Vec::len);
+    let d: usize = layers.iter().map(|(_, s)| s.iter().product::<usize>()).sum();
+    if n < 2 {
+        return Err(Error::invalid("data set", "the linear model needs at least 2 training images"));
+    }
+    let base: Vec<f32> = (0..a).map(|j| x.iter().map(|r| r[j]).sum::<f32>() / n as f32).collect();
+    let centred: Vec<f32> = x.iter().flat_map(|r| r.iter().zip(&base).map(|(v, b)| v - b)).collect();
+    // Sums over images in chunks on the device: sum phi, and X_c^T phi.
+    let mut sum = Tensor::<2>::zeros([1, d], device);
+    let mut xtp = Tensor::<2>::zeros([a, d], device);
+    let idx: Vec<usize> = (0..n).collect();
+    for chunk in idx.chunks(512) {
+        let m = chunk.len();
+        let phi = Tensor::<2>::from_data(TensorData::new(rows(chunk), [m, d]), device);
+        let xc = Tensor::<2>::from_data(TensorData::new(centred[chunk[0] * a..(chunk[0] + m) * a].to_vec(), [m, a]), device);
+        sum = sum + phi.clone().sum_dim(0);
+        xtp = xtp + xc.transpose().matmul(phi);
+    }
+    let mean: Vec<f32> = crate::util::imageops::read_native(sum.div_scalar(n as f32))?;
+    if !mean.iter().all(|v| v.is_finite()) {
+        return Err(Error::NonFinite { step: 0, value: f32::NAN });
+    }
+    let xtp: Vec<f64> = crate::util::imageops::read_native(xtp)?.into_iter().map(f64::from).collect();
+    let mut xtx = vec![0.0f64; a * a];
+    for r in centred.chunks_exact(a.max(1)) {
+        for j in 0..a {
+            for k in 0..a {
+                xtx[j * a + k] += f64::from(r[j]) * f64::from(r[k]);
+            }
+        }
+    }
+    for j in 0..a {
+        // Ridge relative to n: group one-hot columns sum to a constant, so X_c^T X_c alone is singular.
+        xtx[j * a + j] += ridge * n as f64;
+    }
+    let coef: Vec<f32> = linalg::solve_spd(&xtx, a, &xtp, d)
+        .ok_or_else(|| Error::invalid("data set", "the attribute labels are degenerate (the regression has no solution)"))?
+        .into_iter()
+        .map(|v| v as f32)
+        .collect();
+    let mut model = LinearGaussian { layers, base, mean, coef, basis: Vec::new() };
+
+    // Residual PCA on a random subset, each layer scaled to unit RMS so no layer dominates.
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut rng = Rng::new(seed);
+    for i in (1..n).rev() {
+        order.swap(i, rng.range(0, i as i64) as usize);
+    }
+    order.truncate(pca_rows.clamp(2, n));
+    let m = order.len();
+    let mut scale = vec![1.0f32; d];
+    let mut at = 0;
+    for (_, s) in &model.layers {
+        let len: usize = s.iter().product();
+        let rms = (model.mean[at..at + len].iter().map(|v| v * v).sum::<f32>() / len as f32).sqrt().max(1e-6);
+        scale[at..at + len].iter_mut().for_each(|v| *v = 1.0 / rms);
+        at += len;
+    }
+    let mut resid = rows(&order);
+    for (r, &i) in resid.chunks_exact_mut(d).zip(&order) {
+        let pred = model.predict(&x[i]);
+        r.iter_mut().zip(&pred).zip(&scale).for_each(|((v, p), s)| *v = (*v - p) * s);
+    }
+    let r = Tensor::<2>::from_data(TensorData::new(resid, [m, d]), device);
+    let gram: Vec<f64> = crate::util::imageops::read_native(r.clone().matmul(r.clone().transpose()))?.into_iter().map(f64::from).collect();
+    let total: f64 = (0..m).map(|i| gram[i * m + i]).sum();
+    let k = components.min(m - 1);
+    let (vals, vecs) = linalg::top_eigen(&gram, m, k, seed ^ 0x5eed);
+    let u: Vec<f32> = vecs.iter().flat_map(|v| v.iter().map(|&x| x as f32)).collect();
+    let u = Tensor::<2>::from_data(TensorData::new(u, [k, m]), device);
+    // Principal direction times its std: R^T u_k / sqrt(m - 1), then undo the layer scaling.
+    let mut basis = crate::util::imageops::read_native(u.matmul(r).div_scalar(((m - 1) as f32).sqrt()))?;
+    for row in basis.chunks_exact_mut(d) {
+        row.iter_mut().zip(&scale).for_each(|(b, s)| *b /= s);
+    }
+    if !basis.iter().chain(&model.coef).chain(&model.mean).all(|v| v.is_finite()) {
+        return Err(Error::NonFinite { step: 0, value: f32::NAN });
+    }
+    model.basis = basis;
+    let explained = (vals.iter().take(k).sum::<f64>() / total.max(1e-300)) as f32;
+    Ok((model, LinearFit { components: k, explained }))
+}

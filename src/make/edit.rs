@@ -1,0 +1,156 @@
+//! Editing a real photo toward attributes, Deep Feature Interpolation style: find the face,
+//! crop it to the model's size, move its VGG activations along the linear model's attribute
+//! directions, invert starting from the face itself, and paste the result back into the
+//! full-resolution photo with a soft mask.
+
+use std::sync::atomic::AtomicBool;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use image::RgbImage;
+
+use crate::data::attributes::Request;
+use crate::fit::bundle::Bundle;
+use crate::fit::classifier::DeviceClassifier;
+use crate::data::face::{self, FaceBox};
+use crate::make::invert::{self, InvertConfig, LayerTarget, Progress};
+use crate::backbone::vgg::Vgg16;
+use crate::{util::imageops, Error, Result};
+
+/// Margin around the detector's box: the training faces show the whole head.
+pub const FACE_MARGIN: f32 = 0.45;
+/// Detection runs on a copy no larger than this (the detector's time grows with the pixels).
+const DETECT_SIDE: u32 = 800;
+
+/// An edit's steps and strength unless asked otherwise (the CLI, the wasm API and the page).
+pub const DEFAULT_STEPS: usize = 100;
+pub const DEFAULT_STRENGTH: f32 = 4.0;
+
+#[derive(Clone, Debug)]
+pub struct EditOptions {
+    /// Multiplies the attribute shift (1: one unit of each attribute's average effect, which
+    /// barely shows on a real photo; 4 moves the classifier's score most of the way).
+    pub strength: f32,
+    pub steps: usize,
+    pub seed: u64,
+    /// With no face found, edit the photo's central square instead of failing.
+    pub centre_if_no_face: bool,
+}
+
+pub struct Edited {
+    pub photo: RgbImage,
+    /// The face edited (None: the centre was used).
+    pub face: Option<FaceBox>,
+    pub faces_found: usize,
+    /// (x, y, side) of the edited square in the photo.
+    pub rect: (u32, u32, u32),
+    pub crop_before: RgbImage,
+    pub crop_after: RgbImage,
+    pub probs_before: Vec<f32>,
+    pub probs_after: Vec<f32>,
+}
+
+/// The square crop of the largest face in `photo` at `size` px, with the faces found (largest
+/// first); with none, the photo's central square. What the page and the CLI classify.
+pub fn face_crop(photo: &RgbImage, size: u32) -> (RgbImage, Vec<FaceBox>) {
+    let faces = find_faces(photo);
+    let crop = match faces.first() {
+        Some(f) => face::crop(photo, f, FACE_MARGIN, size),
+        None => imageops::square(photo, size),
+    };
+    (crop, faces)
+}
+
+/// Faces in `photo` (largest first), detected on a downscaled copy for speed.
+pub fn find_faces(photo: &RgbImage) -> Vec<FaceBox> {
+    let (w, h) = photo.dimensions();
+    let scale = (DETECT_SIDE as f32 / w.max(h) as f32).min(1.0);
+    if scale >= 1.0 {
+        return face::detect(photo, 24);
+    }
+    let small = imageops::resize(photo, ((w as f32 * scale).round() as u32).max(1), ((h as f32 * scale).round() as u32).max(1));
+    face::detect(&small, 24)
+        .into_iter()
+        .map(|f| FaceBox {
+            x: (f.x as f32 / scale).round() as i32,
+            y: (f.y as f32 / scale).round() as i32,
+            width: (f.width as f32 / scale).round() as u32,
+            height: (f.height as f32 / scale).round() as u32,
+            score: f.score,
+        })
+        .collect()
+}
+
+/// Attribute probabilities of a face crop (any size; resized to the model's).
+pub async fn classify(vgg: &Vgg16, clf: &DeviceClassifier, img: &RgbImage, size: u32, device: &Device) -> Result<Vec<f32>> {
+    let x = imageops::to_tensor(&imageops::square(img, size), device);
+    imageops::read_f32(clf.probs(vgg, x)).await
+}
+
+pub async fn alter(
+    vgg: &Vgg16,
+    bundle: &Bundle,
+    clf: &DeviceClassifier,
+    photo: &RgbImage,
+    requests: &[Request],
+    opts: &EditOptions,
+    device: &Device,
+    cancel: Option<&AtomicBool>,
+    previews: bool,
+    on_progress: impl FnMut(&Progress) -> bool,
+) -> Result<Edited> {
+    if requests.is_empty() {
+        return Err(Error::invalid("attributes", "choose at least one attribute to change"));
+    }
+    if !(opts.strength.is_finite() && opts.strength > 0.0 && opts.strength <= 8.0) {
+        return Err(Error::invalid("strength", format!("{}: use a value in (0, 8]", opts.strength)));
+    }
+    let size = bundle.image_size;
+    let faces = find_faces(photo);
+    let (rect, face) = match faces.first() {
+        Some(f) => (face::crop_rect(photo, f, FACE_MARGIN), Some(*f)),
+        None if opts.centre_if_no_face => {
+            let side = photo.width().min(photo.height());
+            (((photo.width() - side) / 2, (photo.height() - side) / 2, side), None)
+        }
+        None => return Err(Error::Image { what: "photo".into(), reason: "no face found (try a frontal, well-lit face, or edit the centre of the photo)".into() }),
+    };
+    let (x, y, side) = rect;
+    let crop_before = imageops::resize(&image::imageops::crop_imm(photo, x, y, side, side).to_image(), size, size);
+    let probs_before = classify(vgg, clf, &crop_before, size, device).await?;
+
+    // The shift: from the face's own (classified) attribute vector to the requested one.
+    let lin = &bundle.linear;
+    let goal = bundle.vocab.vector(requests, &probs_before);
+    let layers: Vec<_> = lin.layers.iter().map(|(l, _)| *l).collect();
+    let start = imageops::to_tensor(&crop_before, device);
+    let acts = vgg.forward(start.clone(), &layers);
+    let d = lin.dim();
+    let mut shift = vec![0.0f32; d];
+    for (a, (g, p)) in goal.iter().zip(&probs_before).enumerate() {
+        let k = opts.strength * (g - p);
+        if k != 0.0 {
+            shift.iter_mut().zip(lin.direction(a)).for_each(|(s, c)| *s += k * c);
+        }
+    }
+    let mut targets = Vec::with_capacity(layers.len());
+    let mut at = 0;
+    for ((layer, [c, h, w]), act) in lin.layers.iter().zip(acts) {
+        let n = c * h * w;
+        let delta = Tensor::<4>::from_data(TensorData::new(shift[at..at + n].to_vec(), [1, *c, *h, *w]), device);
+        targets.push(LayerTarget { layer: *layer, weight: 1.0, target: (act + delta).clamp_min(0.0) });
+        at += n;
+    }
+    let cfg = InvertConfig { steps: opts.steps, seed: opts.seed, lr: 0.02, jitter: 0, report_every: 10, ..InvertConfig::default() };
+    let r = invert::invert(vgg, &targets, start, &cfg, cancel, previews, on_progress).await?;
+    let probs_after = classify(vgg, clf, &r.image, size, device).await?;
+    Ok(Edited {
+        photo: face::paste_back(photo, &crop_before, &r.image, rect),
+        face,
+        faces_found: faces.len(),
+        rect,
+        crop_before,
+        crop_after: r.image,
+        probs_before,
+        probs_after,
+    })
+}

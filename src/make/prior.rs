@@ -1,0 +1,112 @@
+//! The image prior of a generation: bare pixels (the paper), the face generator G(z) with its
+//! latent code optimised until the image's VGG16 activations match the target (Nguyen et al.
+//! 2016: feature matching through a generator network), or the latent code of a request alone,
+//! rendered in one generator pass (the instant preview and the sliders).
+
+use std::sync::atomic::AtomicBool;
+
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::backbone::vgg::Vgg16;
+use crate::data::attributes::Request;
+use crate::data::dcgan::{Generator, LATENT};
+use crate::fit::bundle::{Bundle, Prior};
+use crate::make::invert::{optimise_param, InvertConfig, Inverted, LayerTarget, Objective, Progress};
+use crate::util::imageops::tensor_to_image;
+use crate::{Error, Result};
+
+/// What a generation optimises.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImagePrior {
+    /// The image's pixels, smoothed by total variation: the paper's method.
+    Pixels,
+    /// The generator's latent code, starting from the request's code.
+    Generator,
+    /// No optimisation: the request's latent code through the generator.
+    Latent,
+}
+
+impl std::str::FromStr for ImagePrior {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "pixels" => Ok(ImagePrior::Pixels),
+            "generator" => Ok(ImagePrior::Generator),
+            "latent" => Ok(ImagePrior::Latent),
+            _ => Err(Error::invalid("prior", format!("unknown prior `{s}`; valid: generator, latent, pixels"))),
+        }
+    }
+}
+
+impl ImagePrior {
+    pub fn name(self) -> &'static str {
+        match self {
+            ImagePrior::Pixels => "pixels",
+            ImagePrior::Generator => "generator",
+            ImagePrior::Latent => "latent",
+        }
+    }
+}
+
+/// Weight of mean(z^2) in the objective: keeps the code where the generator was trained (a
+/// standard normal's codes have mean(z^2) near 1) while the features pull it toward the target.
+pub const LATENT_WEIGHT: f32 = 0.05;
+
+/// The bundle's prior, or why a generator mode cannot run with this bundle.
+pub fn prior_of(bundle: &Bundle) -> Result<&Prior> {
+    bundle.prior.as_ref().ok_or_else(|| {
+        Error::invalid("prior", "this model bundle has no face generator (it was made before generator priors, or without `deepface add-prior`); generate with the pixels prior, or add one with `deepface add-prior`")
+    })
+}
+
+/// The request's latent code as a [1, LATENT] tensor.
+pub fn code(prior: &Prior, requests: &[Request], seed: u64, gain: Option<f32>, device: &Device) -> Tensor<2> {
+    let z = prior.latent.code(requests, seed, gain.unwrap_or(prior.gain));
+    Tensor::from_data(TensorData::new(z, [1, LATENT]), device)
+}
+
+/// G(z) as an image in [0, 1].
+pub fn render(generator: &Generator, z: Tensor<2>) -> Tensor<4> {
+    generator.forward(z).add_scalar(1.0).mul_scalar(0.5)
+}
+
+/// The image of the request's code alone: one generator pass.
+pub async fn preview(prior: &Prior, requests: &[Request], seed: u64, gain: Option<f32>, device: &Device) -> Result<Inverted> {
+    let generator = Generator::new(&prior.generator, device);
+    let tensor = render(&generator, code(prior, requests, seed, gain, device));
+    Ok(Inverted { image: tensor_to_image(tensor.clone()).await?, tensor, loss: 0.0 })
+}
+
+/// Feature inversion through the generator: Adam on z so that G(z)'s activations match
+/// `targets`. The image gradient comes from the same objective as pixel inversion (on the GPU
+/// its hand-written gradient), and burn's autodiff carries it back through G alone.
+#[allow(clippy::too_many_arguments)]
+pub async fn invert_latent(
+    vgg: &Vgg16,
+    generator: &Generator,
+    targets: &[LayerTarget],
+    z0: Tensor<2>,
+    cfg: &InvertConfig,
+    cancel: Option<&AtomicBool>,
+    previews: bool,
+    on_progress: impl FnMut(&Progress) -> bool,
+) -> Result<(Inverted, Tensor<2>)> {
+    cfg.validate()?;
+    if targets.is_empty() {
+        return Err(Error::invalid("targets", "no layer to match"));
+    }
+    // TV is the pixel route's prior; the generator is this route's.
+    let pixel_cfg = InvertConfig { tv_weight: 0.0, norm_weight: 0.0, ..cfg.clone() };
+    let objective = Objective::new(vgg, targets, &pixel_cfg).await?;
+    let grad_of = |z: Tensor<2>, shift: (i64, i64), want_loss: bool| -> Result<(Option<Tensor<1>>, Tensor<2>)> {
+        let za = z.clone().autodiff().require_grad();
+        let xa = render(generator, za.clone());
+        let (loss, gx) = objective.grad(xa.clone().without_autodiff(), shift, want_loss)?;
+        let grads = (xa * gx.autodiff()).sum().backward();
+        let gz = za.grad(&grads).ok_or_else(|| Error::Backend("no gradient reached the latent code".into()))?;
+        let k = LATENT_WEIGHT / LATENT as f32;
+        let loss = loss.map(|l| l + z.clone().square().sum().mul_scalar(k));
+        Ok((loss, gz + z.mul_scalar(2.0 * k)))
+    };
+    optimise_param(z0, None, cfg, cancel, previews, on_progress, grad_of, |z| render(generator, z)).await
+}

