@@ -553,12 +553,12 @@ def report_generated(doc):
 def report_edited(doc):
     groups = {}
     for it in doc["items"]:
-        groups.setdefault(it.get("request", ""), []).append(it)
-    header = ["request", "n", "moved as requested", "mean move", "identity kept (d < 0.6)", "mean identity distance",
+        groups.setdefault((it.get("model", "—"), it.get("request", "")), []).append(it)
+    header = ["method", "request", "n", "moved as requested", "mean move", "identity kept (d < 0.6)", "mean identity distance",
               "Laplacian var. edited/original", "within ±20%", "mean abs. pixel change outside face box", "inside face box",
               "ours before → after (optimised against; not a judge)"]
     rows = []
-    for request, its in groups.items():
+    for (method, request), its in groups.items():
         n = len(its)
         moved, moves = 0, {}
         for it in its:
@@ -583,7 +583,7 @@ def report_edited(doc):
             c = mean([(it.get("ours_after") or {}).get(a) for it in its])
             if b is not None or c is not None:
                 ours.append(f"{a} {fmt(b)} → {fmt(c)}")
-        rows.append([request or '""', n, frac(moved, n), mean_move, frac(kept, n),
+        rows.append([method, request or '""', n, frac(moved, n), mean_move, frac(kept, n),
                      fmt(mean([x["identity_distance"] for x in e])), fmt(mean(ratios)), frac(within, len(ratios)),
                      fmt(mean([x["change_outside"] for x in e]), 1), fmt(mean([x["change_inside"] for x in e]), 1),
                      "; ".join(ours) or "—"])

@@ -104,11 +104,17 @@ struct Info {
     attributes: Vec<AttributeInfo>,
     groups: Vec<crate::data::attributes::Group>,
     report: serde_json::Value,
+    /// Whether the bundle carries the face generator (the generator prior and the previews).
+    has_prior: bool,
 }
 
 #[derive(Serialize)]
 struct Defaults {
+    /// The prior a generation uses unless told: "generator" where the bundle has one.
+    prior: &'static str,
+    /// Steps on pixels and through the generator.
     steps: usize,
+    prior_steps: usize,
     edit_steps: usize,
     edit_strength: f32,
 }
@@ -121,8 +127,15 @@ struct GenOpts {
     model: Option<String>,
     temperature: Option<f32>,
     gain: Option<f32>,
+    /// "generator", "pixels" or "latent" (default: generator where the bundle has one).
+    prior: Option<String>,
+    prior_gain: Option<f32>,
     /// Fault injection (tests): the loss turns NaN from this step on.
     nan_at_step: Option<usize>,
+}
+
+fn default_prior(b: &Bundle) -> ImagePrior {
+    if b.prior.is_some() { ImagePrior::Generator } else { ImagePrior::Pixels }
 }
 
 #[derive(Deserialize, Default)]
@@ -195,10 +208,11 @@ impl DeepFace {
             backend: self.inner.backend.clone(),
             image_size: b.image_size,
             default_model: b.default_model,
-            defaults: Defaults { steps: generate::DEFAULT_STEPS, edit_steps: edit::DEFAULT_STEPS, edit_strength: edit::DEFAULT_STRENGTH },
+            defaults: Defaults { prior: default_prior(b).name(), steps: generate::DEFAULT_STEPS, prior_steps: generate::PRIOR_STEPS, edit_steps: edit::DEFAULT_STEPS, edit_strength: edit::DEFAULT_STRENGTH },
             attributes,
             groups: b.vocab.groups.clone(),
             report: b.report.clone(),
+            has_prior: b.prior.is_some(),
         };
         // JSON-compatible: plain objects rather than Maps, so the page can read the report.
         info.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(|e| JsError::new(&e.to_string()).into())
@@ -243,8 +257,12 @@ impl DeepFace {
                 Some(m) => m.parse().map_err(js_err)?,
                 None => b.default_model,
             };
-            let steps = o.steps.unwrap_or(generate::DEFAULT_STEPS).clamp(1, 2000);
-            let opts = GenerateOptions { model, seed: o.seed.unwrap_or(0), steps, temperature: o.temperature, gain: o.gain, lr: None, layers: None, poison_at: o.nan_at_step, prior: ImagePrior::Pixels, prior_gain: None };
+            let prior = match o.prior {
+                Some(p) => p.parse().map_err(js_err)?,
+                None => default_prior(b),
+            };
+            let steps = o.steps.unwrap_or(generate::default_steps(prior)).clamp(1, 2000);
+            let opts = GenerateOptions { model, seed: o.seed.unwrap_or(0), steps, temperature: o.temperature, gain: o.gain, lr: None, layers: None, poison_at: o.nan_at_step, prior, prior_gain: o.prior_gain };
             let t0 = now_ms();
             let targets = generate::targets(b, &req, &opts, &inner.device).map_err(js_err)?;
             let r = run_loop(&inner, &on_progress, t0, |cb| generate::generate(&inner.vgg, b, &req, &targets, &opts, &inner.device, Some(&inner.cancel), true, cb)).await?;
@@ -255,8 +273,30 @@ impl DeepFace {
             set(&out, "probs", js_sys::Float32Array::from(probs.as_slice()));
             set(&out, "faceFound", face_found);
             set(&out, "model", format!("{model:?}").to_lowercase());
+            set(&out, "prior", prior.name());
             set(&out, "steps", steps as u32);
             set(&out, "msPerStep", (now_ms() - t0) / steps as f64);
+            Ok(out.into())
+        })
+    }
+
+    /// The request's face from its latent code alone: one generator pass and the classifier,
+    /// no optimisation (the page's live sliders). Resolves to {image, probs, ms}.
+    pub fn preview(&self, attrs: String, opts: JsValue) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let _guard = begin(&inner)?;
+            let o: GenOpts = serde_wasm_bindgen::from_value(opts).unwrap_or_default();
+            let b = &inner.bundle;
+            let req = b.vocab.parse(&attrs).map_err(js_err)?;
+            let t0 = now_ms();
+            let prior = crate::make::prior::prior_of(b).map_err(js_err)?;
+            let r = crate::make::prior::preview(prior, &req, o.seed.unwrap_or(0), o.prior_gain, &inner.device).await.map_err(js_err)?;
+            let probs = edit::classify(&inner.vgg, &inner.clf, &r.image, b.image_size, &inner.device).await.map_err(js_err)?;
+            let out = Object::new();
+            set(&out, "image", image_obj(&r.image));
+            set(&out, "probs", js_sys::Float32Array::from(probs.as_slice()));
+            set(&out, "ms", now_ms() - t0);
             Ok(out.into())
         })
     }
@@ -287,7 +327,7 @@ impl DeepFace {
             let photo = crate::util::imageops::from_rgba(&rgba, width, height).map_err(js_err)?;
             let req = inner.bundle.vocab.parse(&attrs).map_err(js_err)?;
             let steps = o.steps.unwrap_or(edit::DEFAULT_STEPS).clamp(1, 2000);
-            let eo = EditOptions { strength: o.strength.unwrap_or(edit::DEFAULT_STRENGTH), steps, seed: o.seed.unwrap_or(0), centre_if_no_face: o.centre_if_no_face };
+            let eo = EditOptions { strength: o.strength.unwrap_or(edit::DEFAULT_STRENGTH), steps, seed: o.seed.unwrap_or(0), centre_if_no_face: o.centre_if_no_face, method: edit::EditMethod::Features };
             let t0 = now_ms();
             let e = run_loop(&inner, &on_progress, t0, |cb| edit::alter(&inner.vgg, &inner.bundle, &inner.clf, &photo, &req, &eo, &inner.device, Some(&inner.cancel), true, cb)).await?;
             let out = Object::new();

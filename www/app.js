@@ -147,6 +147,8 @@ async function loadModel({ keepMessage = false } = {}) {
     state.loading = false;
     setBusy(false);
   }
+  // The first face, at once: the request's latent code through the generator.
+  if (state.info) schedulePreview();
 }
 
 // ---------- attribute picker ----------
@@ -191,7 +193,9 @@ function buildPicker(info) {
           }
         }
         writeUrl();
+        schedulePreview();
       };
+      strength.oninput = () => schedulePreview();
       strength.onchange = writeUrl;
       row.dataset.group = a.group || '';
       row.append(label, choice, strength);
@@ -238,6 +242,7 @@ function writeUrl() {
   if (spec) p.set('attrs', spec);
   p.set('seed', $('seed').value);
   p.set('model', $('model').value);
+  p.set('prior', $('prior').value);
   p.set('steps', $('steps').value);
   if (state.backend !== 'auto') p.set('backend', state.backend);
   if (!state.threads) p.set('threads', '0');
@@ -250,7 +255,11 @@ function applyUrl() {
   if (['linear', 'cgmm'].includes(p.get('model'))) $('model').value = p.get('model');
   else $('model').value = state.info.default_model;
   const d = state.info.defaults;
-  $('steps').value = String(p.has('steps') ? Math.min(1000, Math.max(10, Number(p.get('steps')) || d.steps)) : d.steps);
+  // A bundle without the face generator (an older or a user's model) generates on pixels.
+  $('prior').querySelector('option[value="generator"]').disabled = !state.info.has_prior;
+  $('prior').value = state.info.has_prior && p.get('prior') !== 'pixels' ? 'generator' : 'pixels';
+  const stepsOf = () => ($('prior').value === 'generator' ? d.prior_steps : d.steps);
+  $('steps').value = String(p.has('steps') ? Math.min(1000, Math.max(10, Number(p.get('steps')) || stepsOf())) : stepsOf());
   const unknown = setSpec(p.get('attrs') || '');
   if (unknown.length) {
     const valid = state.info.attributes.map((a) => a.name).join(', ');
@@ -371,9 +380,43 @@ async function run(kind, payload, transfer) {
   }
 }
 
+// ---------- live preview (face generator) ----------
+// Moving an attribute control re-renders the face from the request's latent code: one
+// generator pass and the classifier, no optimisation. One preview at a time; a change that
+// arrives meanwhile is rendered once the running one is done. Generate refines the face.
+function schedulePreview() {
+  // Only on the Generate tab: there the attribute controls describe a face to make.
+  if (!state.info || !state.info.has_prior || $('prior').value !== 'generator' || state.busy || $('generate-panel').hidden) return;
+  if (state.previewing) { state.previewAgain = true; return; }
+  state.previewing = (async () => {
+    do {
+      state.previewAgain = false;
+      try {
+        const r = await call('preview', { attrs: attrSpec(), opts: { seed: Number($('seed').value) >>> 0 } });
+        if (state.busy || $('generate-panel').hidden) break; // a generation started, or the user left the tab
+        state.result = r.image;
+        draw($('canvas'), r.image);
+        renderScores(r.probs);
+        $('comparison').hidden = true;
+        $('download-png').disabled = false;
+        $('share').disabled = false;
+        $('verdict').textContent = '';
+        $('progress-text').textContent = `Preview in ${r.ms.toFixed(0)} ms (the request's face from the generator alone); Generate refines it.`;
+        $('canvas').dataset.previews = String(Number($('canvas').dataset.previews || 0) + 1);
+      } catch (e) {
+        // An attribute set the model refuses (two of one group) is explained on Generate.
+        if (!/busy/.test(e.message)) $('progress-text').textContent = `No preview: ${e.message}`;
+        break;
+      }
+    } while (state.previewAgain);
+    state.previewing = null;
+  })();
+}
+
 async function runGenerate() {
   writeUrl();
-  const opts = { seed: Number($('seed').value) >>> 0, steps: Number($('steps').value), model: $('model').value };
+  if (state.previewing) await state.previewing;
+  const opts = { seed: Number($('seed').value) >>> 0, steps: Number($('steps').value), model: $('model').value, prior: $('prior').value };
   if (state.nanAtStep) { opts.nanAtStep = state.nanAtStep; state.nanAtStep = null; }
   $('comparison').hidden = true;
   const r = await run('generate', { attrs: attrSpec(), opts });
@@ -485,8 +528,15 @@ function wire() {
   $('generate').onclick = runGenerate;
   $('edit').onclick = () => runEdit(false);
   $('cancel').onclick = () => state.worker && state.worker.postMessage({ type: 'cancel' });
-  $('dice').onclick = () => { $('seed').value = String(crypto.getRandomValues(new Uint32Array(1))[0]); writeUrl(); };
-  for (const id of ['seed', 'model', 'steps']) $(id).onchange = writeUrl;
+  $('dice').onclick = () => { $('seed').value = String(crypto.getRandomValues(new Uint32Array(1))[0]); writeUrl(); schedulePreview(); };
+  for (const id of ['model', 'steps']) $(id).onchange = writeUrl;
+  $('seed').onchange = () => { writeUrl(); schedulePreview(); };
+  $('prior').onchange = () => {
+    const d = state.info.defaults;
+    $('steps').value = String($('prior').value === 'generator' ? d.prior_steps : d.steps);
+    writeUrl();
+    schedulePreview();
+  };
   $('edit-strength').oninput = () => { $('edit-strength-out').textContent = $('edit-strength').value; };
   $('backend').onchange = () => { state.backend = $('backend').value; writeUrl(); loadModel(); };
   $('file').onchange = (e) => { readPhoto(e.target.files[0]); e.target.value = ''; };

@@ -122,6 +122,9 @@ const handlers = {
   async generate({ id, attrs, opts }) {
     return df.generate(attrs, opts, progress(id));
   },
+  async preview({ attrs, opts }) {
+    return df.preview(attrs, opts);
+  },
   async alter({ id, image, attrs, opts }) {
     return df.alter(image.rgba, image.width, image.height, attrs, opts, progress(id));
   },

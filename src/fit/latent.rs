@@ -78,7 +78,13 @@ impl LatentModel {
     /// projection of its class mean moved `gain` standard deviations further out; strength s in
     /// (0, 1] goes that fraction of the way from the midpoint of the two class means.
     pub fn code(&self, requests: &[Request], seed: u64, gain: f32) -> Vec<f32> {
-        let mut z = Self::seed_latent(seed);
+        self.apply(Self::seed_latent(seed), requests, gain, false)
+    }
+
+    /// Moves `z` along the requested directions as [`LatentModel::code`] does; with
+    /// `only_further`, a projection already past its goal stays where it is (an edit of a face
+    /// that already smiles must not make it smile less).
+    pub fn apply(&self, mut z: Vec<f32>, requests: &[Request], gain: f32, only_further: bool) -> Vec<f32> {
         let mut applied: Vec<Vec<f32>> = Vec::new();
         for r in requests {
             let a = r.attr;
@@ -94,8 +100,13 @@ impl LatentModel {
             n.iter_mut().for_each(|x| *x /= len);
             let mid = 0.5 * (self.pos_mean[a] + self.neg_mean[a]);
             let half = 0.5 * (self.pos_mean[a] - self.neg_mean[a]) + gain * self.std[a];
-            let goal = mid + r.strength.clamp(-1.0, 1.0) * half;
+            let s = r.strength.clamp(-1.0, 1.0);
             let now = dot(&z, &n);
+            let goal = match mid + s * half {
+                g if only_further && s > 0.0 => g.max(now),
+                g if only_further && s < 0.0 => g.min(now),
+                g => g,
+            };
             z.iter_mut().zip(&n).for_each(|(x, y)| *x += (goal - now) * y);
             applied.push(n);
         }

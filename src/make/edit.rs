@@ -25,6 +25,29 @@ const DETECT_SIDE: u32 = 800;
 pub const DEFAULT_STEPS: usize = 100;
 pub const DEFAULT_STRENGTH: f32 = 4.0;
 
+/// How the face is moved toward the request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EditMethod {
+    /// Deep Feature Interpolation: shift the face's VGG activations along the linear model's
+    /// attribute directions and invert from the face itself.
+    Features,
+    /// The face generator as a bridge: fit a latent code whose G(z) matches the face's VGG
+    /// activations, move it along the attributes' latent directions, and add the change
+    /// G(z') - G(z) to the photo.
+    Latent,
+}
+
+impl std::str::FromStr for EditMethod {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "features" => Ok(EditMethod::Features),
+            "latent" => Ok(EditMethod::Latent),
+            _ => Err(Error::invalid("edit method", format!("unknown method `{s}`; valid: features, latent"))),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct EditOptions {
     /// Multiplies the attribute shift (1: one unit of each attribute's average effect, which
@@ -34,6 +57,7 @@ pub struct EditOptions {
     pub seed: u64,
     /// With no face found, edit the photo's central square instead of failing.
     pub centre_if_no_face: bool,
+    pub method: EditMethod,
 }
 
 pub struct Edited {
@@ -118,15 +142,46 @@ pub async fn alter(
     let crop_before = imageops::resize(&image::imageops::crop_imm(photo, x, y, side, side).to_image(), size, size);
     let probs_before = classify(vgg, clf, &crop_before, size, device).await?;
 
+    let crop_after = match opts.method {
+        EditMethod::Features => edit_features(vgg, bundle, &crop_before, &probs_before, requests, opts, device, cancel, previews, on_progress).await?,
+        EditMethod::Latent => edit_latent(vgg, bundle, &crop_before, requests, opts, device, cancel, previews, on_progress).await?,
+    };
+    let probs_after = classify(vgg, clf, &crop_after, size, device).await?;
+    Ok(Edited {
+        photo: face::paste_back(photo, &crop_before, &crop_after, rect),
+        face,
+        faces_found: faces.len(),
+        rect,
+        crop_before,
+        crop_after,
+        probs_before,
+        probs_after,
+    })
+}
+
+/// The edited crop by Deep Feature Interpolation.
+#[allow(clippy::too_many_arguments)]
+async fn edit_features(
+    vgg: &Vgg16,
+    bundle: &Bundle,
+    crop_before: &RgbImage,
+    probs_before: &[f32],
+    requests: &[Request],
+    opts: &EditOptions,
+    device: &Device,
+    cancel: Option<&AtomicBool>,
+    previews: bool,
+    on_progress: impl FnMut(&Progress) -> bool,
+) -> Result<RgbImage> {
     // The shift: from the face's own (classified) attribute vector to the requested one.
     let lin = &bundle.linear;
-    let goal = bundle.vocab.vector(requests, &probs_before);
+    let goal = bundle.vocab.vector(requests, probs_before);
     let layers: Vec<_> = lin.layers.iter().map(|(l, _)| *l).collect();
-    let start = imageops::to_tensor(&crop_before, device);
+    let start = imageops::to_tensor(crop_before, device);
     let acts = vgg.forward(start.clone(), &layers);
     let d = lin.dim();
     let mut shift = vec![0.0f32; d];
-    for (a, (g, p)) in goal.iter().zip(&probs_before).enumerate() {
+    for (a, (g, p)) in goal.iter().zip(probs_before).enumerate() {
         let k = opts.strength * (g - p);
         if k != 0.0 {
             shift.iter_mut().zip(lin.direction(a)).for_each(|(s, c)| *s += k * c);
@@ -141,16 +196,37 @@ pub async fn alter(
         at += n;
     }
     let cfg = InvertConfig { steps: opts.steps, seed: opts.seed, lr: 0.02, jitter: 0, report_every: 10, ..InvertConfig::default() };
-    let r = invert::invert(vgg, &targets, start, &cfg, cancel, previews, on_progress).await?;
-    let probs_after = classify(vgg, clf, &r.image, size, device).await?;
-    Ok(Edited {
-        photo: face::paste_back(photo, &crop_before, &r.image, rect),
-        face,
-        faces_found: faces.len(),
-        rect,
-        crop_before,
-        crop_after: r.image,
-        probs_before,
-        probs_after,
-    })
+    Ok(invert::invert(vgg, &targets, start, &cfg, cancel, previews, on_progress).await?.image)
+}
+
+/// The edited crop through the face generator: the change between G(z) and G(z') for the
+/// face's fitted code z and z' moved toward the request, added to the crop itself, so the
+/// photo keeps its own detail and gains only what the generator changes.
+#[allow(clippy::too_many_arguments)]
+async fn edit_latent(
+    vgg: &Vgg16,
+    bundle: &Bundle,
+    crop_before: &RgbImage,
+    requests: &[Request],
+    opts: &EditOptions,
+    device: &Device,
+    cancel: Option<&AtomicBool>,
+    previews: bool,
+    on_progress: impl FnMut(&Progress) -> bool,
+) -> Result<RgbImage> {
+    use crate::make::prior;
+    let p = prior::prior_of(bundle)?;
+    let generator = crate::data::dcgan::Generator::new(&p.generator, device);
+    let layers = crate::make::generate::default_layers(&bundle.model_layers(crate::fit::bundle::ModelKind::Linear));
+    let targets = invert::targets_from_image(vgg, imageops::to_tensor(crop_before, device), &layers);
+    let z0 = Tensor::<2>::zeros([1, crate::data::dcgan::LATENT], device);
+    let cfg = InvertConfig { steps: opts.steps, seed: opts.seed, lr: 0.1, beta2: 0.99, jitter: 0, report_every: 10, ..InvertConfig::default() };
+    let (_, z) = prior::invert_latent(vgg, &generator, &targets, z0, &cfg, cancel, previews, on_progress).await?;
+    let z = imageops::read_f32(z).await?;
+    // Strength 4 (the default) moves as far as a generated request does.
+    let moved = p.latent.apply(z.clone(), requests, p.gain * opts.strength / DEFAULT_STRENGTH, true);
+    let render = |v: Vec<f32>| imageops::tensor_to_image(prior::render(&generator, Tensor::from_data(TensorData::new(v, [1, crate::data::dcgan::LATENT]), device)));
+    let (before, after) = (render(z).await?, render(moved).await?);
+    let s = crop_before.width();
+    Ok(face::paste_back(crop_before, &before, &after, (0, 0, s)))
 }

@@ -43,6 +43,25 @@ async function journey(webgpu, steps, label, firstSteps = steps) {
       assert.match(status, new RegExp(`running on ${cpu} \\((this browser has no WebGPU|WebGPU offered no adapter)\\)`), `${status} ${await page.textContent('#message-text')}`);
     }
 
+    // The live preview: the request's face appears without a click (one generator pass), and
+    // moving an attribute control re-renders it and its scores without an optimisation.
+    if (!webgpu) {
+      const previews = () => page.evaluate(() => Number(document.getElementById('canvas').dataset.previews || 0));
+      await page.waitForFunction(() => Number(document.getElementById('canvas').dataset.previews || 0) >= 1, null, { timeout: 60_000 });
+      assert.match(await page.textContent('#progress-text'), /^Preview in \d+ ms/);
+      const [p0, s0, n0] = [await canvasPixels(page), await scores(page), await previews()];
+      const t0 = Date.now();
+      await page.selectOption('.attr[data-name="Smiling"] select', 'no');
+      await page.waitForFunction((n) => Number(document.getElementById('canvas').dataset.previews || 0) > n, n0, { timeout: 60_000 });
+      const [p1, s1] = [await canvasPixels(page), await scores(page)];
+      console.log(`${label}: slider preview in ${Date.now() - t0} ms (${await page.textContent('#progress-text')}); classifier Smiling ${s0.Smiling[1]}% -> ${s1.Smiling[1]}%`);
+      assert.ok(rmsOf(p0, p1) > 2, `the preview did not change (RMS ${rmsOf(p0, p1)})`);
+      assert.notEqual(s0.Smiling[1], s1.Smiling[1], 'the scores did not follow the preview');
+      assert.doesNotMatch(await page.textContent('#progress-text'), /Step \d+ of/, 'a slider move must not run an inversion');
+      await page.selectOption('.attr[data-name="Smiling"] select', 'yes');
+      await page.waitForFunction((n) => Number(document.getElementById('canvas').dataset.previews || 0) > n + 1, n0, { timeout: 60_000 });
+    }
+
     // A non-blank face that the app's detector accepts.
     await page.click('#generate');
     const done = await waitRun(page);
@@ -159,9 +178,13 @@ test('Content-Security-Policy: served and enforced (a request to another origin 
     assert.deepEqual(r, { fetched: 'blocked', directive: 'connect-src' });
     // With no steps in the link, the fields start at the Rust defaults (one source of truth).
     const rust = (file, name) => fs.readFileSync(path.join(repo, file), 'utf8').match(new RegExp(`pub const ${name}: \\w+ = ([\\d.]+);`))[1];
+    // The default bundle has the face generator, so generation starts on it, with its steps.
     const fields = await page.evaluate(() => ['steps', 'edit-steps', 'edit-strength', 'edit-strength-out'].map((id) => document.getElementById(id).value ?? document.getElementById(id).textContent));
-    assert.deepEqual(fields.map(Number), [rust('src/generate.rs', 'DEFAULT_STEPS'), rust('src/edit.rs', 'DEFAULT_STEPS'), rust('src/edit.rs', 'DEFAULT_STRENGTH'), rust('src/edit.rs', 'DEFAULT_STRENGTH')].map(Number));
-    assert.match(page.url(), new RegExp(`steps=${rust('src/generate.rs', 'DEFAULT_STEPS')}(&|$)`));
+    assert.deepEqual(fields.map(Number), [rust('src/make/generate.rs', 'PRIOR_STEPS'), rust('src/make/edit.rs', 'DEFAULT_STEPS'), rust('src/make/edit.rs', 'DEFAULT_STRENGTH'), rust('src/make/edit.rs', 'DEFAULT_STRENGTH')].map(Number));
+    assert.match(page.url(), new RegExp(`prior=generator&steps=${rust('src/make/generate.rs', 'PRIOR_STEPS')}(&|$)`));
+    // Choosing the paper's pixel route puts its own default steps in the field.
+    await page.selectOption('#prior', 'pixels');
+    assert.equal(Number(await page.inputValue('#steps')), Number(rust('src/make/generate.rs', 'DEFAULT_STEPS')));
   } finally {
     await browser.close();
   }

@@ -1,5 +1,5 @@
-// The WebGPU backend runs the network through deepface's own convolution kernel (src/gpu_conv.rs),
-// the CPU backend through its own CPU layers (src/cpu_kernels.rs): both, in one page of a Chromium with WebGPU (SwiftShader), must
+// The WebGPU backend runs the network through deepface's own convolution kernel (src/backbone/gpu_conv.rs),
+// the CPU backend through its own CPU layers (src/backbone/cpu_kernels.rs): both, in one page of a Chromium with WebGPU (SwiftShader), must
 // classify a real photo alike and take a seeded generation to the same image.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';

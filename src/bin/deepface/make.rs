@@ -126,6 +126,9 @@ pub struct Alter {
     /// With no face found, edit the photo's centre instead of failing.
     #[arg(long)]
     centre: bool,
+    /// features (Deep Feature Interpolation) or latent (through the face generator).
+    #[arg(long, default_value = "features")]
+    method: String,
     #[arg(long, default_value = "edited.png")]
     out: PathBuf,
     #[command(flatten)]
@@ -134,13 +137,13 @@ pub struct Alter {
 
 impl Alter {
     pub fn run(self, device: &Device) -> Result<()> {
-        let Self { photo, attrs, strength, steps, centre, out, bundle } = self;
+        let Self { photo, attrs, strength, steps, centre, method, out, bundle } = self;
         check_output(&out, true)?;
         let (vgg, bundle) = bundle.load(device)?;
         let req = bundle.vocab.parse(&attrs)?;
         let img = imageops::load(&photo)?;
         let clf = bundle.classifier.to_device(device);
-        let opts = deepface::make::edit::EditOptions { strength, steps, seed: 0, centre_if_no_face: centre };
+        let opts = deepface::make::edit::EditOptions { strength, steps, seed: 0, centre_if_no_face: centre, method: method.parse()? };
         let start = Instant::now();
         let e = pollster::block_on(deepface::make::edit::alter(&vgg, &bundle, &clf, &img, &req, &opts, device, None, false, report_steps))?;
         save_png(&e.photo, &out)?;

@@ -44,6 +44,9 @@ pub struct QualitySet {
     /// Real photos to edit (edits).
     #[arg(long, default_value = "data/real_faces")]
     photos: PathBuf,
+    /// Edit methods (edits): features (Deep Feature Interpolation), latent (through the generator).
+    #[arg(long, default_value = "features,latent")]
+    edit_methods: String,
     /// Edit strength (default: the page's).
     #[arg(long)]
     strength: Option<f32>,
@@ -157,25 +160,32 @@ impl QualitySet {
                     .filter(|p| p.extension().is_some_and(|x| x == "png" || x == "jpg"))
                     .collect();
                 photos.sort();
-                let opts = deepface::make::edit::EditOptions {
-                    strength: self.strength.unwrap_or(deepface::make::edit::DEFAULT_STRENGTH),
-                    steps: deepface::make::edit::DEFAULT_STEPS,
-                    seed: 0,
-                    centre_if_no_face: true,
-                };
+                let methods: Vec<(String, deepface::make::edit::EditMethod)> =
+                    self.edit_methods.split(',').map(|m| Ok((m.trim().to_string(), m.trim().parse()?))).collect::<Result<_>>()?;
                 for photo in &photos {
                     let name = photo.file_name().expect("a file").to_string_lossy().into_owned();
                     let img = imageops::load(photo)?;
                     save(&img, &format!("orig/{name}"))?;
-                    for spec in specs.iter().filter(|s| !s.is_empty()) {
-                        let req = bundle.vocab.parse(spec)?;
-                        let e = pollster::block_on(deepface::make::edit::alter(&vgg, &bundle, &clf, &img, &req, &opts, device, None, false, |_| true))?;
-                        let rel = format!("edits/{}/{name}", folder_name(spec));
-                        save(&e.photo, &rel)?;
-                        let (x, y, side) = e.rect;
-                        eprintln!("{rel}");
-                        items.push(json!({"file": rel, "original": format!("orig/{name}"), "request": spec, "wants": wants(&bundle, spec)?,
-                            "face_box": [x, y, side, side], "ours_before": scores(&bundle, &e.probs_before), "ours_after": scores(&bundle, &e.probs_after)}));
+                    for (method_name, method) in &methods {
+                        let opts = deepface::make::edit::EditOptions {
+                            strength: self.strength.unwrap_or(deepface::make::edit::DEFAULT_STRENGTH),
+                            steps: deepface::make::edit::DEFAULT_STEPS,
+                            seed: 0,
+                            centre_if_no_face: true,
+                            method: *method,
+                        };
+                        for spec in specs.iter().filter(|s| !s.is_empty()) {
+                            let req = bundle.vocab.parse(spec)?;
+                            let started = std::time::Instant::now();
+                            let e = pollster::block_on(deepface::make::edit::alter(&vgg, &bundle, &clf, &img, &req, &opts, device, None, false, |_| true))?;
+                            let rel = format!("edits/{method_name}/{}/{name}", folder_name(spec));
+                            save(&e.photo, &rel)?;
+                            let (x, y, side) = e.rect;
+                            eprintln!("{rel}");
+                            items.push(json!({"file": rel, "original": format!("orig/{name}"), "model": method_name, "request": spec, "wants": wants(&bundle, spec)?,
+                                "seconds": started.elapsed().as_secs_f64(),
+                                "face_box": [x, y, side, side], "ours_before": scores(&bundle, &e.probs_before), "ours_after": scores(&bundle, &e.probs_after)}));
+                        }
                     }
                 }
                 ("edited", &OPTIMISED_AGAINST)
