@@ -646,7 +646,7 @@ def cmd_report(args):
             doc = json.load(f)
         pk = doc.get("packages", {})
         parts += [f"## {os.path.basename(path)}: {doc['kind']}", "",
-                  f"Manifest `{doc['manifest']}`; optimised against: {', '.join(doc['optimised_against']) or 'nothing'}; "
+                  f"Manifest `{os.path.relpath(doc['manifest'])}`; optimised against: {', '.join(doc['optimised_against']) or 'nothing'}; "
                   f"{len(doc['items'])} items; "
                   + ", ".join(f"{k} {v}" for k, v in pk.items() if v) + ".", ""]
         skipped = next(j for j in doc["judges"] if j["id"] == "seetaface").get("skipped")

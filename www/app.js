@@ -343,6 +343,9 @@ async function run(kind, payload, transfer) {
   $('progress-text').textContent = 'Starting…';
   const t0 = performance.now();
   try {
+    // A preview still in the worker finishes first (the worker runs one call at a time); the
+    // page already shows this run as started, and the preview will not be drawn over it.
+    if (state.previewing) await state.previewing;
     const r = await call(kind, payload, onProgress, transfer);
     state.timings.run = { total: performance.now() - t0, perStep: r.msPerStep };
     state.result = r.image;
@@ -405,7 +408,7 @@ function schedulePreview() {
         $('canvas').dataset.previews = String(Number($('canvas').dataset.previews || 0) + 1);
       } catch (e) {
         // An attribute set the model refuses (two of one group) is explained on Generate.
-        if (!/busy/.test(e.message)) $('progress-text').textContent = `No preview: ${e.message}`;
+        if (!state.busy && !/busy/.test(e.message)) $('progress-text').textContent = `No preview: ${e.message}`;
         break;
       }
     } while (state.previewAgain);
@@ -415,7 +418,6 @@ function schedulePreview() {
 
 async function runGenerate() {
   writeUrl();
-  if (state.previewing) await state.previewing;
   const opts = { seed: Number($('seed').value) >>> 0, steps: Number($('steps').value), model: $('model').value, prior: $('prior').value };
   if (state.nanAtStep) { opts.nanAtStep = state.nanAtStep; state.nanAtStep = null; }
   $('comparison').hidden = true;
