@@ -715,6 +715,12 @@ def cmd_sheets(args, tile=96, cols=6):
             sheet(rows, os.path.join(args.out, f"quality_{name}.png"), [f"seed {i + 1}" for i in range(cols)])
     with open(os.path.join(args.dir, "edits", "manifest.json")) as f:
         items = json.load(f)["items"]
+    for method in dict.fromkeys(it.get("model", "edit") for it in items):
+        edit_sheet([it for it in items if it.get("model", "edit") == method], args, sheet, method)
+    return 0
+
+
+def edit_sheet(items, args, sheet, method):
     photos, reqs = {}, []
     for it in items:
         photos.setdefault(it["original"], {})[it["request"]] = it
@@ -726,12 +732,11 @@ def cmd_sheets(args, tile=96, cols=6):
         tiles = [crop(orig)] + [crop(by[r]["file"]) for r in reqs if r in by]
         tmp = []
         for i, t in enumerate(tiles):
-            q = os.path.join(args.dir, "edits", f".tile_{len(rows)}_{i}.png")
+            q = os.path.join(args.dir, "edits", f".tile_{method}_{len(rows)}_{i}.png")
             t.save(q)
             tmp.append(q)
         rows.append((os.path.basename(orig), tmp))
-    sheet(rows, os.path.join(args.out, "quality_edits.png"), ["original"] + reqs)
-    return 0
+    sheet(rows, os.path.join(args.out, f"quality_edits_{method}.png"), ["original"] + reqs)
 
 
 if __name__ == "__main__":
