@@ -184,10 +184,7 @@ impl AddPrior {
         let mut bundle = deepface::fit::pipeline::load_bundle(&bundle_path)?;
         let file = self.checkpoint.display().to_string();
         let generator = GeneratorWeights::from_state_dict(&read_checkpoint(&self.checkpoint, Some("netG_state_dict"))?, &file)?;
-        let synth_json = self.data.join("synth.json");
-        let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&synth_json).map_err(|e| Error::io(synth_json.display(), e))?)
-            .map_err(|e| Error::format(synth_json.display(), e.to_string()))?;
-        let seed = meta["seed"].as_u64().ok_or_else(|| Error::format(synth_json.display(), "no `seed`: not a data set made by `deepface synth`"))?;
+        let seed = synth_seed(&self.data)?;
         let (latents, labels): (Vec<Vec<f32>>, Vec<Vec<i8>>) = labelled_latents(&self.data, &bundle.vocab.names, "0")?.into_iter().map(|(i, l)| (latent(seed, i), l)).unzip();
         let model = deepface::fit::latent::LatentModel::fit(&latents, &labels, bundle.vocab.len())?;
         for (a, name) in bundle.vocab.names.iter().enumerate() {
@@ -229,4 +226,11 @@ pub fn labelled_latents(dir: &Path, names: &[String], split: &str) -> Result<Vec
         out.push((index, cols.iter().map(|&c| f.get(c + 1).and_then(|v| v.parse().ok()).unwrap_or(-1)).collect()));
     }
     Ok(out)
+}
+
+/// The seed of a `deepface synth` data set's latents, from its `synth.json`.
+pub fn synth_seed(dir: &Path) -> Result<u64> {
+    let p = dir.join("synth.json");
+    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&p).map_err(|e| Error::io(p.display(), e))?).map_err(|e| Error::format(p.display(), e.to_string()))?;
+    meta["seed"].as_u64().ok_or_else(|| Error::format(p.display(), "no `seed`: not a data set made by `deepface synth`"))
 }

@@ -136,7 +136,7 @@ impl QualitySet {
                 let p = prior::prior_of(&bundle)?;
                 let generator = Generator::new(&p.generator, device);
                 let per = parse_seeds(&self.seeds)?.len();
-                let seed = synth_seed(&self.data)?;
+                let seed = crate::fit::synth_seed(&self.data)?;
                 let faces = labelled_test_faces(&self.data, &bundle.vocab.names)?;
                 for spec in &specs {
                     let req = bundle.vocab.parse(spec)?;
@@ -198,12 +198,6 @@ impl QualitySet {
         println!("{} images -> {}", items.len(), path.display());
         Ok(())
     }
-}
-
-fn synth_seed(dir: &Path) -> Result<u64> {
-    let p = dir.join("synth.json");
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(&p).map_err(|e| Error::io(p.display(), e))?).map_err(|e| Error::format(p.display(), e.to_string()))?;
-    v["seed"].as_u64().ok_or_else(|| Error::format(p.display(), "no `seed`"))
 }
 
 /// (latent index, labels in `names` order) of the test split's faces.
