@@ -19,6 +19,7 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import jax' 2>/dev/nu
 fi
 cargo build --release --quiet
 [ -f pkg/deepface_bg.wasm ] || DEEPFACE_WASM_OPT=0 scripts/build_web.sh
+finished=$(bash scripts/bench_generate.sh)
 ours=$(target/release/deepface bench --layers "$LAYERS" --sizes "$SIZES" --steps "$STEPS" --runs "$RUNS")
 peer=$("$venv/bin/python" scripts/bench_peer_jax.py --layers "$LAYERS" --sizes "$SIZES" --steps "$STEPS" --runs "$RUNS")
 browser=$(node scripts/bench_browser.mjs "${CPU_STEPS:-default}" "${WEBGPU_STEPS:-3}")
@@ -42,6 +43,12 @@ ratio=$(paste <(echo "$ours" | grep -E '^\| [0-9]') <(echo "$peer" | grep -E '^\
   echo "| size | ours ms/step | JAX ms/step | ours/JAX step | ours/JAX forward |"
   echo "|---|---|---|---|---|"
   echo "$ratio"
+  echo
+  echo "## Native: a finished face per image prior (\`scripts/bench_generate.sh\`)"
+  echo
+  echo "The CLI's default run for each prior, model loading included, 3 requests x 3 seeds; the old route (pixels, the paper's) first."
+  echo
+  echo "$finished"
   echo
   echo "## In the browser against TensorFlow.js (headless Chromium, \`scripts/bench_tfjs.mjs\`)"
   echo

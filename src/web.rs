@@ -130,6 +130,9 @@ struct GenOpts {
     /// "generator", "pixels" or "latent" (default: generator where the bundle has one).
     prior: Option<String>,
     prior_gain: Option<f32>,
+    /// Preview only: with `false`, the image alone (the page draws it at once and asks for its
+    /// scores with `score_face` after).
+    scores: Option<bool>,
     /// Fault injection (tests): the loss turns NaN from this step on.
     nan_at_step: Option<usize>,
 }
@@ -280,8 +283,9 @@ impl DeepFace {
         })
     }
 
-    /// The request's face from its latent code alone: one generator pass and the classifier,
-    /// no optimisation (the page's live sliders). Resolves to {image, probs, ms}.
+    /// The request's face from its latent code alone: one generator pass and (unless
+    /// `opts.scores` is false) the classifier, no optimisation (the page's live sliders).
+    /// Resolves to {image, probs, ms}; `ms` covers what was computed.
     pub fn preview(&self, attrs: String, opts: JsValue) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
@@ -292,12 +296,26 @@ impl DeepFace {
             let t0 = now_ms();
             let prior = crate::make::prior::prior_of(b).map_err(js_err)?;
             let r = crate::make::prior::preview(prior, &req, o.seed.unwrap_or(0), o.prior_gain, &inner.device).await.map_err(js_err)?;
-            let probs = edit::classify(&inner.vgg, &inner.clf, &r.image, b.image_size, &inner.device).await.map_err(js_err)?;
             let out = Object::new();
             set(&out, "image", image_obj(&r.image));
-            set(&out, "probs", js_sys::Float32Array::from(probs.as_slice()));
+            if o.scores.unwrap_or(true) {
+                let probs = edit::classify(&inner.vgg, &inner.clf, &r.image, b.image_size, &inner.device).await.map_err(js_err)?;
+                set(&out, "probs", js_sys::Float32Array::from(probs.as_slice()));
+            }
             set(&out, "ms", now_ms() - t0);
             Ok(out.into())
+        })
+    }
+
+    /// Attribute probabilities of an RGBA image that is a face crop already (a generated face):
+    /// no face search. Resolves to a Float32Array in the vocabulary's order.
+    pub fn score_face(&self, rgba: Vec<u8>, width: u32, height: u32) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let _guard = begin(&inner)?;
+            let img = crate::util::imageops::from_rgba(&rgba, width, height).map_err(js_err)?;
+            let probs = edit::classify(&inner.vgg, &inner.clf, &img, inner.bundle.image_size, &inner.device).await.map_err(js_err)?;
+            Ok(js_sys::Float32Array::from(probs.as_slice()).into())
         })
     }
 

@@ -394,17 +394,23 @@ function schedulePreview() {
   state.previewing = (async () => {
     do {
       state.previewAgain = false;
+      const t0 = performance.now();
       try {
-        const r = await call('preview', { attrs: attrSpec(), opts: { seed: Number($('seed').value) >>> 0 } });
+        // The image first (one generator pass), drawn at once; its scores follow.
+        const r = await call('preview', { attrs: attrSpec(), opts: { seed: Number($('seed').value) >>> 0, scores: false } });
         if (state.busy || $('generate-panel').hidden) break; // a generation started, or the user left the tab
         state.result = r.image;
         draw($('canvas'), r.image);
-        renderScores(r.probs);
+        // From the control's change to the new face on the canvas, as the user waits for it.
+        $('canvas').dataset.previewDrawMs = String(Math.round(performance.now() - t0));
+        const probs = await call('scoreFace', { image: r.image });
+        if (state.busy || $('generate-panel').hidden) break;
+        renderScores(probs);
         $('comparison').hidden = true;
         $('download-png').disabled = false;
         $('share').disabled = false;
         $('verdict').textContent = '';
-        $('progress-text').textContent = `Preview in ${r.ms.toFixed(0)} ms (the request's face from the generator alone); Generate refines it.`;
+        $('progress-text').textContent = `Preview in ${$('canvas').dataset.previewDrawMs} ms (the request's face from the generator alone); Generate refines it.`;
         $('canvas').dataset.previews = String(Number($('canvas').dataset.previews || 0) + 1);
       } catch (e) {
         // An attribute set the model refuses (two of one group) is explained on Generate.

@@ -125,6 +125,9 @@ const handlers = {
   async preview({ attrs, opts }) {
     return df.preview(attrs, opts);
   },
+  async scoreFace({ image }) {
+    return df.score_face(image.rgba, image.width, image.height);
+  },
   async alter({ id, image, attrs, opts }) {
     return df.alter(image.rgba, image.width, image.height, attrs, opts, progress(id));
   },

@@ -1,6 +1,8 @@
 // Shared set-up of the browser tests: the app's own server and Debian's Chromium, with
 // WebGPU (SwiftShader, a CPU Vulkan) or without it.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import { once } from 'node:events';
 import net from 'node:net';
 import path from 'node:path';
@@ -95,4 +97,25 @@ export async function scores(page) {
     const cells = [...tr.querySelectorAll('td')].map((td) => parseFloat(td.textContent));
     return [tr.querySelector('th').textContent.replace(/ /g, '_'), cells];
   })));
+}
+
+// The independent judges of scripts/scoreboard.py (dlib's networks and FER in onnxruntime,
+// which no generation or edit of deepface backpropagates through) on an edit: the original
+// photo's file and the edited photo's PNG bytes. Returns {before, after, samePerson} with each
+// side's scores ({fer: {p_happy}, 'dlib-gender': {p_male}, 'dlib-age': {age_years}, ...}).
+export function judgeEdit(originalPath, editedPng, wants) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'deepface-judge-'));
+  try {
+    fs.copyFileSync(originalPath, path.join(dir, 'original.png'));
+    fs.writeFileSync(path.join(dir, 'edited.png'), editedPng);
+    const manifest = { kind: 'edited', optimised_against: ['deepface-vgg16'], items: [{ file: 'edited.png', original: 'original.png', wants }] };
+    fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(manifest));
+    // The scoreboard's pinned venv (made once, about a minute; scripts/test.sh makes it first).
+    const py = execFileSync('bash', [path.join(repo, 'scripts/scoreboard_env.sh')], { encoding: 'utf8' }).trim().split('\n').pop();
+    execFileSync(py, [path.join(repo, 'scripts/scoreboard.py'), 'score', path.join(dir, 'manifest.json'), '--out', path.join(dir, 'scores.json')], { stdio: ['ignore', 'ignore', 'inherit'] });
+    const item = JSON.parse(fs.readFileSync(path.join(dir, 'scores.json'), 'utf8')).items[0];
+    return { before: item.original_scores, after: item.scores, samePerson: item.edit.same_person, identityDistance: item.edit.identity_distance };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
