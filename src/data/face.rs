@@ -1,6 +1,7 @@
 //! Face detection (SeetaFace frontal detector via `rustface`) and square face crops.
 
 use image::RgbImage;
+use crate::util::imageops;
 
 /// The detector's model, embedded so that the browser build needs no extra download.
 /// BSD-2 licensed, see `model/NOTICE`.
@@ -51,7 +52,7 @@ pub fn detect(img: &RgbImage, min_face: u32) -> Vec<FaceBox> {
 /// 128 px wide (faces filling a 64 px frame are found far more reliably after the upscale), and
 /// a face must be 40 px or more: a face-like texture in a corner does not count.
 pub fn is_face(img: &RgbImage) -> bool {
-    !detect(&crate::util::imageops::resize(img, 128, 128), 40).is_empty()
+    !detect(&imageops::resize(img, 128, 128), 40).is_empty()
 }
 
 /// The square around `face`, enlarged by `margin` (0.4 = 40% more side), moved inside the
@@ -69,14 +70,17 @@ pub fn crop_rect(img: &RgbImage, face: &FaceBox, margin: f32) -> (u32, u32, u32)
 /// [`crop_rect`]'s square, resized to `size`.
 pub fn crop(img: &RgbImage, face: &FaceBox, margin: f32, size: u32) -> RgbImage {
     let (x, y, side) = crop_rect(img, face, margin);
-    crate::util::imageops::resize(&image::imageops::crop_imm(img, x, y, side, side).to_image(), size, size)
+    imageops::resize(&image::imageops::crop_imm(img, x, y, side, side).to_image(), size, size)
 }
 
 /// Applies an edit made at low resolution to the full-resolution square (x, y, side) of
 /// `photo`: the change `after - before` is scaled up and added, so the photo keeps its own
 /// fine detail, through a mask that is 1 in the middle and falls smoothly to 0 at the
-/// square's edge, so no seam shows.
+/// square's edge, so no seam shows. A black-and-white photo gets only the change's brightness:
+/// the attribute directions were learnt on colour faces, and their colour (a purple mouth, a
+/// pink cast) is not part of the request.
 pub fn paste_back(photo: &RgbImage, before: &RgbImage, after: &RgbImage, (x, y, side): (u32, u32, u32)) -> RgbImage {
+    let grey = imageops::is_grey(before);
     let up = |i: &RgbImage| image::imageops::resize(i, side, side, image::imageops::FilterType::Triangle);
     let (before, after) = (up(before), up(after));
     let mut out = photo.clone();
@@ -91,9 +95,46 @@ pub fn paste_back(photo: &RgbImage, before: &RgbImage, after: &RgbImage, (x, y, 
             let w = if r < 0.7 { 1.0 } else { 0.5 * (1.0 + (std::f32::consts::PI * (r - 0.7) / 0.3).cos()) };
             let (ox, oy) = (x + px, y + py);
             let (a, b0, b1) = (photo.get_pixel(ox, oy), before.get_pixel(px, py), after.get_pixel(px, py));
-            let mixed = image::Rgb([0, 1, 2].map(|c| (f32::from(a[c]) + w * (f32::from(b1[c]) - f32::from(b0[c]))).round().clamp(0.0, 255.0) as u8));
+            let mut change = [0, 1, 2].map(|c| f32::from(b1[c]) - f32::from(b0[c]));
+            if grey {
+                change = [(change[0] + change[1] + change[2]) / 3.0; 3];
+            }
+            let mixed = image::Rgb([0, 1, 2].map(|c| (f32::from(a[c]) + w * change[c]).round().clamp(0.0, 255.0) as u8));
             out.put_pixel(ox, oy, mixed);
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paste_back_adds_the_change_and_keeps_a_grey_photo_grey() {
+        let grey = RgbImage::from_fn(40, 40, |x, y| image::Rgb([((x * 5 + y) % 180) as u8 + 40; 3]));
+        let before = imageops::resize(&grey, 8, 8);
+        // A change with colour in it: red up 30, blue down 30, green up 15 (mean +5).
+        let after = RgbImage::from_fn(8, 8, |x, y| {
+            let p = before.get_pixel(x, y);
+            image::Rgb([p[0] + 30, p[1] + 15, p[2] - 30])
+        });
+        let out = paste_back(&grey, &before, &after, (0, 0, 40));
+        let centre = out.get_pixel(20, 20);
+        assert_eq!(centre[0], centre[1]);
+        assert_eq!(centre[1], centre[2]);
+        assert_eq!(i32::from(centre[0]) - i32::from(grey.get_pixel(20, 20)[0]), 5, "the change's brightness is kept");
+        assert_eq!(out.get_pixel(0, 0), grey.get_pixel(0, 0), "the square's corner is untouched");
+
+        // A colour photo gets the change as it is.
+        let colour = RgbImage::from_fn(40, 40, |x, y| image::Rgb([100 + (x % 50) as u8, 60, 40 + (y % 30) as u8]));
+        let before = imageops::resize(&colour, 8, 8);
+        let after = RgbImage::from_fn(8, 8, |x, y| {
+            let p = before.get_pixel(x, y);
+            image::Rgb([p[0] + 30, p[1], p[2]])
+        });
+        let out = paste_back(&colour, &before, &after, (0, 0, 40));
+        assert_eq!(i32::from(out.get_pixel(20, 20)[0]) - i32::from(colour.get_pixel(20, 20)[0]), 30);
+        assert_eq!(out.get_pixel(20, 20)[1], colour.get_pixel(20, 20)[1]);
+    }
 }

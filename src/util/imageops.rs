@@ -80,6 +80,13 @@ pub fn resize(img: &RgbImage, w: u32, h: u32) -> RgbImage {
     DynamicImage::ImageRgb8(img.clone()).resize_exact(w, h, FilterType::Lanczos3).to_rgb8()
 }
 
+/// Whether `img` is a black-and-white photo: its channels differ by less than 3 levels on
+/// average (scans of old photos are rarely exactly grey).
+pub fn is_grey(img: &RgbImage) -> bool {
+    let spread: u64 = img.pixels().map(|p| u64::from(p[0].max(p[1]).max(p[2]) - p[0].min(p[1]).min(p[2]))).sum();
+    spread < 3 * u64::from(img.width()) * u64::from(img.height())
+}
+
 /// [1, 3, H, W] tensor of RGB values in [0, 1].
 pub fn to_tensor(img: &RgbImage, device: &Device) -> Tensor<4> {
     let (w, h) = img.dimensions();
