@@ -12,7 +12,8 @@
 //! depth 27 instead: nine products of depth 3 would each sweep the accumulator). The work is
 //! split into strips of whole rows, which keeps a strip's accumulator in cache across the nine
 //! products. The input gradient is the same computation on the weights turned by 180 degrees
-//! with input and output swapped, read in place through strides.
+//! with input and output swapped, which the backbone keeps beside the weights; both are read
+//! in place through their strides.
 //!
 //! flex's max pool takes general windows, strides and padding and checks for NaN at every
 //! element (1.0 ms for pool1 at 64 px, a third of conv1_2); the 2x2 pool here keeps, for its
@@ -40,7 +41,9 @@ const FEW_CHANNELS: usize = 8;
 /// `relu(conv3x3(x, w) + b)` on the CPU backend, differentiable where `x` tracks gradients.
 /// `None` where a tensor is not flex's (another backend, or a checkpointing autodiff the op
 /// does not handle): the caller then takes burn's generic path.
-pub fn conv3x3_relu(x: &Tensor<4>, w: &Tensor<4>, b: &Tensor<1>) -> Option<Tensor<4>> {
+/// `w_t` is `w` turned by 180 degrees with input and output swapped ([in, out, 3, 3]): the
+/// input gradient is the same convolution of the output gradient with it.
+pub fn conv3x3_relu(x: &Tensor<4>, w: &Tensor<4>, w_t: &Tensor<4>, b: &Tensor<1>) -> Option<Tensor<4>> {
     if !on_cpu(x) {
         return None;
     }
@@ -54,7 +57,7 @@ pub fn conv3x3_relu(x: &Tensor<4>, w: &Tensor<4>, b: &Tensor<1>) -> Option<Tenso
     let out = match ConvReluBackward.prepare::<NoCheckpointing>([x.node()]).compute_bound().stateful() {
         OpsKind::Tracked(prep) => {
             let y = forward(x.primitive(), &w, &b);
-            prep.finish(ConvState { weight: w, output: y.clone() }, y)
+            prep.finish(ConvState { weight_t: w_t.clone().try_into_primitive::<Flex>().ok()?, output: y.clone() }, y)
         }
         OpsKind::UnTracked(prep) => prep.finish(forward(x.primitive(), &w, &b)),
     };
@@ -91,7 +94,8 @@ struct ConvReluBackward;
 
 #[derive(Clone, Debug)]
 struct ConvState {
-    weight: FlexTensor,
+    /// The weights of the input gradient's convolution, [in, out, 3, 3].
+    weight_t: FlexTensor,
     /// The op's output, after the ReLU: where it is 0 no gradient passes.
     output: FlexTensor,
 }
@@ -100,13 +104,12 @@ impl Backward<Flex, 1> for ConvReluBackward {
     type State = ConvState;
 
     fn backward(self, ops: Ops<ConvState, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let ConvState { weight, output } = ops.state;
+        let ConvState { weight_t, output } = ops.state;
         unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
-            let [cout, cin, _, _] = weight.layout().shape().dims::<4>();
+            let [cin, cout, _, _] = weight_t.layout().shape().dims::<4>();
             let [n, _, h, w] = grad.layout().shape().dims::<4>();
-            let (grad, output, weight) = (grad.to_contiguous(), output.to_contiguous(), weight.to_contiguous());
-            let taps = Taps::flipped(slice(&weight), cin);
-            let g = conv(slice(&grad), Some(slice(&output)), [n, cout, h, w], &taps, None, false);
+            let (grad, output) = (grad.to_contiguous(), output.to_contiguous());
+            let g = conv(slice(&grad), Some(slice(&output)), [n, cout, h, w], &Taps::of(&weight_t), None, false);
             FlexTensor::from_data(TensorData::new(g, [n, cin, h, w]))
         });
     }
@@ -190,8 +193,8 @@ fn pool(x: &FlexTensor, keep_winners: bool) -> (FlexTensor, Vec<u8>) {
 fn forward(x: &FlexTensor, w: &FlexTensor, b: &FlexTensor) -> FlexTensor {
     let [cout, cin, _, _] = w.layout().shape().dims::<4>();
     let [n, _, h, wd] = x.layout().shape().dims::<4>();
-    let (x, w, b) = (x.to_contiguous(), w.to_contiguous(), b.to_contiguous());
-    let y = conv(slice(&x), None, [n, cin, h, wd], &Taps::forward(slice(&w), cout, cin), Some(slice(&b)), true);
+    let (x, b) = (x.to_contiguous(), b.to_contiguous());
+    let y = conv(slice(&x), None, [n, cin, h, wd], &Taps::of(w), Some(slice(&b)), true);
     FlexTensor::from_data(TensorData::new(y, [n, cout, h, wd]))
 }
 
@@ -199,32 +202,29 @@ fn slice(t: &FlexTensor) -> &[f32] {
     t.as_slice::<f32>().expect("a contiguous f32 tensor")
 }
 
-/// How the weights of one convolution are read: element (o, c) of tap t (row-major 3x3) is at
-/// `base(t) + o * row + c * col`.
+/// How the weights of one convolution are read, in the memory layout they are stored in:
+/// element (o, c) of tap t (row-major 3x3) is at `base(t) + o * row + c * col`. The backbone
+/// stores them [out, 3, 3, in] (`vgg::upload`), so that each row of a tap's matrix is dense.
 struct Taps<'a> {
     w: &'a [f32],
     cout: usize,
     row: usize,
     col: usize,
-    flipped: bool,
+    /// Strides of the kernel's row and column.
+    ky: usize,
+    kx: usize,
 }
 
 impl<'a> Taps<'a> {
-    /// [out, in, 3, 3] weights as they are.
-    fn forward(w: &'a [f32], cout: usize, cin: usize) -> Self {
-        Taps { w, cout, row: cin * 9, col: 9, flipped: false }
-    }
-    /// The same weights for the input gradient: out and in swapped, each kernel turned by 180
-    /// degrees.
-    fn flipped(w: &'a [f32], cin: usize) -> Self {
-        Taps { w, cout: cin, row: 9, col: cin * 9, flipped: true }
+    /// An [out, in, 3, 3] weight tensor, in any layout with positive strides.
+    fn of(w: &'a FlexTensor) -> Self {
+        let layout = w.layout();
+        let [cout, ..] = layout.shape().dims::<4>();
+        let s: Vec<usize> = layout.strides().iter().map(|&s| usize::try_from(s).expect("weights are stored with positive strides")).collect();
+        Taps { w: &w.storage::<f32>()[layout.start_offset()..], cout, row: s[0], col: s[1], ky: s[2], kx: s[3] }
     }
     fn base(&self, tap: usize) -> usize {
-        if self.flipped {
-            8 - tap
-        } else {
-            tap
-        }
+        (tap / 3) * self.ky + (tap % 3) * self.kx
     }
 }
 
@@ -288,15 +288,15 @@ fn conv(x: &[f32], mask: Option<&[f32]>, [n, cin, h, w]: [usize; 4], taps: &Taps
         let mut acc = vec![0.0f32; m * cols];
         let strip_at = i * image + y0 * pw;
         let tap_offset = |tap: usize| (tap / 3) * pw + tap % 3;
-        if !taps.flipped && cin <= FEW_CHANNELS {
-            // Rows ordered (channel, tap), as the [out, in, 3, 3] weights' columns.
+        if cin <= FEW_CHANNELS {
+            // Rows ordered (channel, tap), and the block's weights gathered in that order.
             let mut columns = vec![0.0f32; cin * 9 * cols];
             for (row, dst) in columns.chunks_exact_mut(cols).enumerate() {
                 let at = strip_at + (row / 9) * plane + tap_offset(row % 9);
                 dst.copy_from_slice(&padded[at..at + cols]);
             }
-            let lhs = &taps.w[o0 * taps.row..];
-            multiply(&mut acc, [m, cols, cin * 9], false, lhs, [taps.row, 1], &columns, cols);
+            let lhs: Vec<f32> = (o0..o1).flat_map(|o| (0..cin * 9).map(move |r| taps.w[taps.base(r % 9) + o * taps.row + (r / 9) * taps.col])).collect();
+            multiply(&mut acc, [m, cols, cin * 9], false, &lhs, [cin * 9, 1], &columns, cols);
         } else {
             for tap in 0..9 {
                 let lhs = &taps.w[taps.base(tap) + o0 * taps.row..];
@@ -414,16 +414,22 @@ mod tests {
             let wt = random([cout, c, 3, 3], &dev);
             let b = random([cout], &dev);
             let r = random([n, cout, h, w], &dev);
-            assert!(super::conv3x3_relu(&x, &wt, &b).is_some(), "flex tensors take deepface's kernel");
-            let (dy, sy, dg, sg) = compare(
-                &x,
-                &r,
-                |x| super::conv3x3_relu(x, &wt, &b).expect("an autodiff flex tensor takes deepface's kernel"),
-                |x| relu(conv2d(x.clone(), wt.clone(), Some(b.clone()), ConvOptions::new([1, 1], [1, 1], [1, 1], 1))),
-            );
-            assert!(sy > 0.0 && sg > 0.0);
-            assert!(dy <= 1e-5 * sy, "value off by {dy} (largest {sy}) for {n}x{c}->{cout} at {h}x{w}");
-            assert!(dg <= 1e-5 * sg, "gradient off by {dg} (largest {sg}) for {n}x{c}->{cout} at {h}x{w}");
+            let wt_t = Tensor::<4>::from_data(wt.clone().flip([2, 3]).swap_dims(0, 1).into_data(), &dev);
+            // The weights in [out, in, 3, 3] order, and stored [out, 3, 3, in] (as the backbone
+            // stores them) under an [out, in, 3, 3] view.
+            let stored = |w: &Tensor<4>| Tensor::<4>::from_data(w.clone().permute([0, 2, 3, 1]).into_data(), &dev).permute([0, 3, 1, 2]);
+            for (wk, wk_t) in [(wt.clone(), wt_t.clone()), (stored(&wt), stored(&wt_t))] {
+                assert!(super::conv3x3_relu(&x, &wk, &wk_t, &b).is_some(), "flex tensors take deepface's kernel");
+                let (dy, sy, dg, sg) = compare(
+                    &x,
+                    &r,
+                    |x| super::conv3x3_relu(x, &wk, &wk_t, &b).expect("an autodiff flex tensor takes deepface's kernel"),
+                    |x| relu(conv2d(x.clone(), wt.clone(), Some(b.clone()), ConvOptions::new([1, 1], [1, 1], [1, 1], 1))),
+                );
+                assert!(sy > 0.0 && sg > 0.0);
+                assert!(dy <= 1e-5 * sy, "value off by {dy} (largest {sy}) for {n}x{c}->{cout} at {h}x{w}");
+                assert!(dg <= 1e-5 * sg, "gradient off by {dg} (largest {sg}) for {n}x{c}->{cout} at {h}x{w}");
+            }
         }
     }
 
@@ -435,7 +441,7 @@ mod tests {
         let x = Tensor::<4>::from_data(burn::tensor::TensorData::new(v, [1, 2, 4, 4]), &dev);
         let w = random([3, 2, 3, 3], &dev);
         let b = random([3], &dev);
-        let conv = read_native(super::conv3x3_relu(&x, &w, &b).unwrap()).unwrap();
+        let conv = read_native(super::conv3x3_relu(&x, &w, &w.clone().flip([2, 3]).swap_dims(0, 1), &b).unwrap()).unwrap();
         assert!(conv.iter().filter(|v| v.is_nan()).count() >= 3 * 9, "a NaN pixel poisons its 3x3 neighbourhood in every channel");
         let pooled = read_native(super::max_pool2x2(&x).unwrap()).unwrap();
         assert_eq!(pooled.iter().filter(|v| v.is_nan()).count(), 1, "{pooled:?}");

@@ -120,8 +120,8 @@ pub struct Vgg16 {
     weights: Vec<Tensor<4>>,
     /// Each convolution's weights flipped in space with input and output swapped: convolving
     /// an output gradient with them gives the input gradient (stride 1, padding 1). See
-    /// [`Vgg16::input_grad`]. Uploaded for the GPU backends only, which use them on every
-    /// step; the CPU differentiates by autodiff and would hold them (40 MB to conv5_1) unread.
+    /// [`Vgg16::input_grad`] on the GPU, and the CPU kernel's backward pass (40 MB to conv5_1,
+    /// which buys the CPU's backward pass its own dense layout; see [`upload`]).
     weights_t: Vec<Tensor<4>>,
     biases: Vec<Tensor<1>>,
     mean: Tensor<4>,
@@ -132,10 +132,18 @@ pub fn is_cpu(device: &Device) -> bool {
     *device == Device::flex()
 }
 
-/// [out, in, 3, 3] weights onto `device` in the layout its convolution reads.
+/// [out, in, 3, 3] weights onto `device` in the layout its convolution reads, as the
+/// [out, in, 3, 3] view of that memory.
 fn upload(w: &[f32], cout: usize, cin: usize, device: &Device) -> Tensor<4> {
     if is_cpu(device) {
-        Tensor::from_data(TensorData::new(w.to_vec(), [cout, cin, 3, 3]), device)
+        // deepface's CPU kernel (`cpu_kernels`) multiplies one tap's [out, in] matrix at a time:
+        // store [out, 3, 3, in], so that each row of it is dense. Read 9 apart (the [out, in,
+        // 3, 3] order), the deep layers' 9 MB matrices cost gemm more to gather than to
+        // multiply at 8x8 and 4x4 px. With this layout, and the flipped weights stored the same
+        // way for the backward pass, a 64 px step (`deepface bench`, three runs each) down to
+        // conv5_1 went from 65-72 to 40-44 ms natively, down to conv4_1 from 35-37 to 28-29 ms;
+        // the images are the same to the bit.
+        Tensor::from_data(TensorData::new(channels_in_last(w, cout, cin), [cout, 3, 3, cin]), device).permute([0, 3, 1, 2])
     } else {
         // The GPU kernel (`gpu_conv`) reads one tap's output channels side by side: store
         // [in, 3, 3, out] and hand it the [out, in, 3, 3] view of that memory.
@@ -158,9 +166,7 @@ impl Vgg16 {
                 w = reverse_input_channels(&w, cout, cin);
             }
             weights.push(upload(&w, cout, cin, device));
-            if !is_cpu(device) {
-                weights_t.push(upload(&flip_transpose(&w, cout, cin), cin, cout, device));
-            }
+            weights_t.push(upload(&flip_transpose(&w, cout, cin), cin, cout, device));
             biases.push(Tensor::from_data(TensorData::new(layer.bias.clone(), [cout]), device));
         }
         let mean = Tensor::from_data(TensorData::new(MEAN_RGB.to_vec(), [1, 3, 1, 1]), device);
@@ -208,7 +214,7 @@ impl Vgg16 {
                 let (w, b) = (&self.weights[conv], &self.biases[conv]);
                 conv += 1;
                 // The CPU backend's own layer where it applies (`cpu_kernels`), burn's otherwise.
-                crate::backbone::cpu_kernels::conv3x3_relu(&x, w, b)
+                crate::backbone::cpu_kernels::conv3x3_relu(&x, w, &self.weights_t[conv - 1], b)
                     .unwrap_or_else(|| burn::tensor::activation::relu(conv3x3(x, w.clone(), Some(b.clone()))))
             } else if trace {
                 let (y, at) = max_pool2d_with_indices(x, MaxPoolOptions::new([2, 2]));
@@ -246,21 +252,12 @@ impl Vgg16 {
                 None => {
                     conv -= 1;
                     let gi = gi.mask_fill(outs[i].clone().lower_equal_elem(0.0), 0.0);
-                    conv3x3(gi, self.weight_t(conv), None)
+                    conv3x3(gi, self.weights_t[conv].clone(), None)
                 }
                 Some(at) => max_pool2d_with_indices_backward(outs[i - 1].clone(), [2, 2], [2, 2], [0, 0], [1, 1], false, gi, at.clone()),
             });
         }
         g.expect("the deepest traced layer has a gradient").mul_scalar(255.0)
-    }
-
-    /// Convolution `conv`'s flipped, transposed weights, made from its weights where they
-    /// were not uploaded.
-    fn weight_t(&self, conv: usize) -> Tensor<4> {
-        match self.weights_t.get(conv) {
-            Some(w) => w.clone(),
-            None => self.weights[conv].clone().flip([2, 3]).swap_dims(0, 1),
-        }
     }
 }
 
@@ -289,11 +286,21 @@ fn conv3x3(x: Tensor<4>, w: Tensor<4>, b: Option<Tensor<1>>) -> Tensor<4> {
 
 /// [out, in, 3, 3] weights reordered to [in, 3, 3, out].
 fn channels_out_last(w: &[f32], cout: usize, cin: usize) -> Vec<f32> {
+    reorder(w, cout, cin, |o, c, k| (c * 9 + k) * cout + o)
+}
+
+/// [out, in, 3, 3] weights reordered to [out, 3, 3, in].
+fn channels_in_last(w: &[f32], cout: usize, cin: usize) -> Vec<f32> {
+    reorder(w, cout, cin, |o, c, k| (o * 9 + k) * cin + c)
+}
+
+/// [out, in, 3, 3] weights with element (o, c, k) moved to `to(o, c, k)`.
+fn reorder(w: &[f32], cout: usize, cin: usize, to: impl Fn(usize, usize, usize) -> usize) -> Vec<f32> {
     let mut out = vec![0.0; w.len()];
     for o in 0..cout {
         for c in 0..cin {
             for k in 0..9 {
-                out[(c * 9 + k) * cout + o] = w[(o * cin + c) * 9 + k];
+                out[to(o, c, k)] = w[(o * cin + c) * 9 + k];
             }
         }
     }
@@ -302,27 +309,11 @@ fn channels_out_last(w: &[f32], cout: usize, cin: usize) -> Vec<f32> {
 
 /// [out, in, 3, 3] weights as [in, out, 3, 3], each 3x3 kernel turned by 180 degrees.
 fn flip_transpose(w: &[f32], cout: usize, cin: usize) -> Vec<f32> {
-    let mut out = vec![0.0; w.len()];
-    for o in 0..cout {
-        for c in 0..cin {
-            for k in 0..9 {
-                out[(c * cout + o) * 9 + k] = w[(o * cin + c) * 9 + 8 - k];
-            }
-        }
-    }
-    out
+    reorder(w, cout, cin, |o, c, k| (c * cout + o) * 9 + 8 - k)
 }
 
 fn reverse_input_channels(w: &[f32], cout: usize, cin: usize) -> Vec<f32> {
-    let mut out = vec![0.0; w.len()];
-    for o in 0..cout {
-        for c in 0..cin {
-            let src = (o * cin + c) * 9;
-            let dst = (o * cin + (cin - 1 - c)) * 9;
-            out[dst..dst + 9].copy_from_slice(&w[src..src + 9]);
-        }
-    }
-    out
+    reorder(w, cout, cin, |o, c, k| (o * cin + cin - 1 - c) * 9 + k)
 }
 
 #[cfg(test)]
@@ -355,12 +346,16 @@ mod layout_tests {
     }
 
     #[test]
-    fn gpu_layout_weights_read_back_as_the_original_through_the_permuted_view() {
+    fn weights_of_either_layout_read_back_as_the_original_through_the_permuted_view() {
         let (cout, cin) = (4, 5);
         let w: Vec<f32> = (0..cout * cin * 9).map(|i| i as f32).collect();
         let dev = Device::flex();
-        let view = Tensor::<4>::from_data(TensorData::new(super::channels_out_last(&w, cout, cin), [cin, 3, 3, cout]), &dev).permute([3, 0, 1, 2]);
-        assert_eq!(view.dims(), [cout, cin, 3, 3]);
-        assert_eq!(crate::util::imageops::read_native(view).unwrap(), w);
+        let gpu = Tensor::<4>::from_data(TensorData::new(super::channels_out_last(&w, cout, cin), [cin, 3, 3, cout]), &dev).permute([3, 0, 1, 2]);
+        // What `upload` hands the CPU backend.
+        let cpu = super::upload(&w, cout, cin, &dev);
+        for view in [gpu, cpu] {
+            assert_eq!(view.dims(), [cout, cin, 3, 3]);
+            assert_eq!(crate::util::imageops::read_native(view).unwrap(), w);
+        }
     }
 }
