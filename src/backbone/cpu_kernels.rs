@@ -54,10 +54,11 @@ pub fn conv3x3_relu(x: &Tensor<4>, w: &Tensor<4>, w_t: &Tensor<4>, b: &Tensor<1>
     }
     let x = x.clone().try_into_primitive::<Autodiff<Flex, NoCheckpointing>>().ok()?;
     let (w, b) = weights()?;
+    let weight_t = w_t.clone().try_into_primitive::<Flex>().ok()?;
     let out = match ConvReluBackward.prepare::<NoCheckpointing>([x.node()]).compute_bound().stateful() {
         OpsKind::Tracked(prep) => {
             let y = forward(x.primitive(), &w, &b);
-            prep.finish(ConvState { weight_t: w_t.clone().try_into_primitive::<Flex>().ok()?, output: y.clone() }, y)
+            prep.finish(ConvState { weight_t, output: y.clone() }, y)
         }
         OpsKind::UnTracked(prep) => prep.finish(forward(x.primitive(), &w, &b)),
     };

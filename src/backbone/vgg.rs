@@ -120,8 +120,8 @@ pub struct Vgg16 {
     weights: Vec<Tensor<4>>,
     /// Each convolution's weights flipped in space with input and output swapped: convolving
     /// an output gradient with them gives the input gradient (stride 1, padding 1). See
-    /// [`Vgg16::input_grad`] on the GPU, and the CPU kernel's backward pass (40 MB to conv5_1,
-    /// which buys the CPU's backward pass its own dense layout; see [`upload`]).
+    /// [`Vgg16::input_grad`] on the GPU and `cpu_kernels`' backward pass on the CPU, each in
+    /// its backend's layout (see [`upload`]); 40 MB to conv5_1.
     weights_t: Vec<Tensor<4>>,
     biases: Vec<Tensor<1>>,
     mean: Tensor<4>,
