@@ -54,7 +54,7 @@ ratio=$(paste <(echo "$ours" | grep -E '^\| [0-9]') <(echo "$peer" | grep -E '^\
   echo
   echo "$tfjs"
   echo
-  echo "## The page (headless Chromium, \`scripts/bench_browser.mjs\`): a Male,Smiling face from a cold cache"
+  echo "## The page (headless Chromium, \`scripts/bench_browser.mjs\`): a Male,Smiling face from a cold cache, and an edit"
   echo
   echo "$browser"
 } > "$out"
