@@ -1,6 +1,6 @@
-//! The CPU backend's own VGG layers: the 3x3 convolution (stride 1, zero padding 1) with its
-//! bias and ReLU, and the 2x2 max pool, each with its input gradient, as autodiff operations of
-//! burn's `flex` backend.
+//! The CPU backend's own layers: VGG's 3x3 convolution (stride 1, zero padding 1) with its
+//! bias and ReLU and its 2x2 max pool, and the face generator's 4x4 transposed convolution,
+//! each with its input gradient, as autodiff operations of burn's `flex` backend.
 //!
 //! flex's own conv2d builds an im2col matrix of every layer, rearranges the whole weight tensor
 //! on each call and writes its result out channel by channel with a strided scalar loop (17% of
@@ -82,6 +82,167 @@ pub fn max_pool2x2(x: &Tensor<4>) -> Option<Tensor<4>> {
         OpsKind::UnTracked(prep) => prep.finish(pool(x.primitive(), false).0),
     };
     Some(Tensor::from_primitive::<Autodiff<Flex, NoCheckpointing>>(out))
+}
+
+/// The face generator's transposed convolution (4x4 kernels, no bias) on the CPU backend,
+/// differentiable where `x` tracks gradients; `w` is [in, out, 4, 4] and stays fixed. `None`
+/// as for [`conv3x3_relu`].
+///
+/// burn's own input gradient of this op is flex's im2col conv2d, which rearranges the whole
+/// weight tensor on every call: 11-12 ms of a generator-route step, against 4-5 ms for the
+/// generator's forward pass (natively, this host). Read as one matrix, [in, out * 16], the
+/// stored weights need no rearranging in either direction: the forward pass is the product of
+/// its transpose with the input, scattered onto the output grid, and the input gradient the
+/// product of the matrix itself with the output gradient gathered from that grid.
+pub fn conv_transpose4x4(x: &Tensor<4>, w: &Tensor<4>, stride: usize, padding: usize) -> Option<Tensor<4>> {
+    if !on_cpu(x) {
+        return None;
+    }
+    let w = w.clone().try_into_primitive::<Flex>().ok()?.to_contiguous();
+    let grid = Grid { stride, padding };
+    if let Ok(x) = x.clone().try_into_primitive::<Flex>() {
+        return Some(Tensor::from_primitive::<Flex>(grid.scatter(&x, &w)));
+    }
+    let x = x.clone().try_into_primitive::<Autodiff<Flex, NoCheckpointing>>().ok()?;
+    let out = match TransposeBackward.prepare::<NoCheckpointing>([x.node()]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => {
+            let input = x.primitive().layout().shape().dims::<4>();
+            let y = grid.scatter(x.primitive(), &w);
+            prep.finish(TransposeState { weight: w, grid, input }, y)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(grid.scatter(x.primitive(), &w)),
+    };
+    Some(Tensor::from_primitive::<Autodiff<Flex, NoCheckpointing>>(out))
+}
+
+/// Where a transposed convolution's 4x4 kernel lands: input pixel (y, x) with kernel tap
+/// (ky, kx) feeds output pixel (stride * y + ky - padding, stride * x + kx - padding).
+#[derive(Clone, Copy, Debug)]
+struct Grid {
+    stride: usize,
+    padding: usize,
+}
+
+impl Grid {
+    fn output(&self, h: usize) -> usize {
+        (h - 1) * self.stride + 4 - 2 * self.padding
+    }
+    /// The output coordinate of input coordinate `i` under tap `k`, where it is on the grid.
+    fn at(&self, i: usize, k: usize, size: usize) -> Option<usize> {
+        (self.stride * i + k).checked_sub(self.padding).filter(|&o| o < size)
+    }
+
+    /// Forward pass: per image, columns [out * 16, h * w] = weights^T x input, each added onto
+    /// the output pixel it feeds.
+    fn scatter(&self, x: &FlexTensor, w: &FlexTensor) -> FlexTensor {
+        let [n, cin, h, wd] = x.layout().shape().dims::<4>();
+        let [_, cout, _, _] = w.layout().shape().dims::<4>();
+        let (oh, ow, rows, hw) = (self.output(h), self.output(wd), cout * 16, h * wd);
+        let x = x.to_contiguous();
+        let (x, w) = (slice(&x), slice(w));
+        let mut out = vec![0.0f32; n * cout * oh * ow];
+        let mut columns = vec![0.0f32; rows * hw];
+        for (i, y) in out.chunks_exact_mut(cout * oh * ow).enumerate() {
+            let blocks = split(rows, 16);
+            let shared = Shared(columns.as_mut_ptr());
+            let x = &x[i * cin * hw..];
+            for_each_task(blocks.len(), |b| {
+                let shared = shared;
+                let (r0, r1) = blocks[b];
+                // SAFETY: rows r0..r1 of the columns belong to this task alone.
+                let dst = unsafe { std::slice::from_raw_parts_mut(shared.0.add(r0 * hw), (r1 - r0) * hw) };
+                multiply(dst, [r1 - r0, hw, cin], false, &w[r0..], [1, rows], x, hw);
+            });
+            let (shared, columns) = (Shared(y.as_mut_ptr()), &columns);
+            for_each_task(cout, |o| {
+                let shared = shared;
+                // SAFETY: output channel o belongs to this task alone.
+                let plane = unsafe { std::slice::from_raw_parts_mut(shared.0.add(o * oh * ow), oh * ow) };
+                for tap in 0..16 {
+                    let src = &columns[(o * 16 + tap) * hw..][..hw];
+                    for iy in 0..h {
+                        let Some(oy) = self.at(iy, tap / 4, oh) else { continue };
+                        for ix in 0..wd {
+                            if let Some(ox) = self.at(ix, tap % 4, ow) {
+                                plane[oy * ow + ox] += src[iy * wd + ix];
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        FlexTensor::from_data(TensorData::new(out, [n, cout, oh, ow]))
+    }
+
+    /// Input gradient: per image, the output gradient gathered into columns [out * 16, h * w]
+    /// (what each input pixel fed), then weights x columns.
+    fn gather(&self, grad: &[f32], w: &[f32], [n, cin, h, wd]: [usize; 4], cout: usize) -> Vec<f32> {
+        let (oh, ow, rows, hw) = (self.output(h), self.output(wd), cout * 16, h * wd);
+        let mut out = vec![0.0f32; n * cin * hw];
+        let mut columns = vec![0.0f32; rows * hw];
+        for (i, gx) in out.chunks_exact_mut(cin * hw).enumerate() {
+            let g = &grad[i * cout * oh * ow..][..cout * oh * ow];
+            let shared = Shared(columns.as_mut_ptr());
+            for_each_task(cout, |o| {
+                let shared = shared;
+                // SAFETY: rows o * 16 .. o * 16 + 16 of the columns belong to this task alone.
+                let dst = unsafe { std::slice::from_raw_parts_mut(shared.0.add(o * 16 * hw), 16 * hw) };
+                let plane = &g[o * oh * ow..][..oh * ow];
+                for tap in 0..16 {
+                    for iy in 0..h {
+                        let row = &mut dst[tap * hw + iy * wd..][..wd];
+                        let Some(oy) = self.at(iy, tap / 4, oh) else {
+                            row.fill(0.0);
+                            continue;
+                        };
+                        for (ix, d) in row.iter_mut().enumerate() {
+                            *d = self.at(ix, tap % 4, ow).map_or(0.0, |ox| plane[oy * ow + ox]);
+                        }
+                    }
+                }
+            });
+            let blocks = split(cin, 8);
+            let (shared, columns) = (Shared(gx.as_mut_ptr()), &columns);
+            for_each_task(blocks.len(), |b| {
+                let shared = shared;
+                let (c0, c1) = blocks[b];
+                // SAFETY: input channels c0..c1 belong to this task alone.
+                let dst = unsafe { std::slice::from_raw_parts_mut(shared.0.add(c0 * hw), (c1 - c0) * hw) };
+                multiply(dst, [c1 - c0, hw, rows], false, &w[c0 * rows..], [rows, 1], columns, hw);
+            });
+        }
+        out
+    }
+}
+
+/// `0..len` cut into about two ranges per thread, none shorter than `least` (but the last).
+fn split(len: usize, least: usize) -> Vec<(usize, usize)> {
+    let size = len.div_ceil(2 * threads()).max(least);
+    (0..len.div_ceil(size)).map(|b| (b * size, ((b + 1) * size).min(len))).collect()
+}
+
+#[derive(Debug)]
+struct TransposeBackward;
+
+#[derive(Clone, Debug)]
+struct TransposeState {
+    /// The op's weights, [in, out, 4, 4], contiguous.
+    weight: FlexTensor,
+    grid: Grid,
+    input: [usize; 4],
+}
+
+impl Backward<Flex, 1> for TransposeBackward {
+    type State = TransposeState;
+
+    fn backward(self, ops: Ops<TransposeState, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let TransposeState { weight, grid, input } = ops.state;
+        unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
+            let cout = weight.layout().shape().dims::<4>()[1];
+            let grad = grad.to_contiguous();
+            FlexTensor::from_data(TensorData::new(grid.gather(slice(&grad), slice(&weight), input, cout), input))
+        });
+    }
 }
 
 /// Whether `x` lives on the CPU backend (autodiff or not). Checked first so that the GPU's
@@ -376,8 +537,8 @@ fn for_each_task(n: usize, f: impl Fn(usize)) {
 
 #[cfg(test)]
 mod tests {
-    use burn::tensor::module::{conv2d, max_pool2d};
-    use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
+    use burn::tensor::module::{conv2d, conv_transpose2d, max_pool2d};
+    use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, MaxPoolOptions};
     use burn::tensor::{activation::relu, Device, Distribution, Tensor};
 
     use crate::util::imageops::read_native;
@@ -432,6 +593,35 @@ mod tests {
                 assert!(dg <= 1e-5 * sg, "gradient off by {dg} (largest {sg}) for {n}x{c}->{cout} at {h}x{w}");
             }
         }
+    }
+
+    #[test]
+    fn transposed_convolution_matches_burns_in_value_and_gradient() {
+        let dev = Device::flex();
+        // The generator's two kinds of layer (1x1 -> 4x4; doubling with stride 2), a batch,
+        // odd sizes, and channel counts that split unevenly into blocks.
+        for (n, c, cout, h, w, stride, padding) in [(1, 10, 24, 1, 1, 1, 0), (2, 9, 5, 4, 4, 2, 1), (1, 20, 3, 5, 7, 2, 1), (3, 3, 17, 2, 3, 2, 1)] {
+            let x = random([n, c, h, w], &dev);
+            let wt = random([c, cout, 4, 4], &dev);
+            let (oh, ow) = ((h - 1) * stride + 4 - 2 * padding, (w - 1) * stride + 4 - 2 * padding);
+            let r = random([n, cout, oh, ow], &dev);
+            assert!(super::conv_transpose4x4(&x, &wt, stride, padding).is_some(), "flex tensors take deepface's kernel");
+            let (dy, sy, dg, sg) = compare(
+                &x,
+                &r,
+                |x| super::conv_transpose4x4(x, &wt, stride, padding).expect("an autodiff flex tensor takes deepface's kernel"),
+                |x| conv_transpose2d(x.clone(), wt.clone(), None, ConvTransposeOptions::new([stride; 2], [padding; 2], [0, 0], [1, 1], 1)),
+            );
+            assert!(sy > 0.0 && sg > 0.0);
+            assert!(dy <= 1e-5 * sy, "value off by {dy} (largest {sy}) for {n}x{c}->{cout} at {h}x{w}");
+            assert!(dg <= 1e-5 * sg, "gradient off by {dg} (largest {sg}) for {n}x{c}->{cout} at {h}x{w}");
+        }
+        // A NaN input pixel reaches the 4x4 patch it feeds in every output channel.
+        let mut v = vec![0.5f32; 2 * 3 * 3];
+        v[4] = f32::NAN;
+        let x = Tensor::<4>::from_data(burn::tensor::TensorData::new(v, [1, 2, 3, 3]), &dev);
+        let y = read_native(super::conv_transpose4x4(&x, &random([2, 3, 4, 4], &dev), 2, 1).unwrap()).unwrap();
+        assert_eq!(y.iter().filter(|v| v.is_nan()).count(), 3 * 16);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use burn::tensor::module::conv_transpose2d;
 use burn::tensor::ops::ConvTransposeOptions;
 use burn::tensor::{Device, Tensor, TensorData};
 
+use crate::backbone::cpu_kernels::conv_transpose4x4;
 use crate::util::rng::Rng;
 use crate::{Error, Result};
 
@@ -97,8 +98,13 @@ impl Generator {
         let [n, _] = z.dims();
         let mut x = z.reshape([n, LATENT, 1, 1]);
         for i in 0..5 {
-            let opts = if i == 0 { ConvTransposeOptions::new([1, 1], [0, 0], [0, 0], [1, 1], 1) } else { ConvTransposeOptions::new([2, 2], [1, 1], [0, 0], [1, 1], 1) };
-            x = conv_transpose2d(x, self.weights[i].clone(), None, opts);
+            let (stride, padding) = if i == 0 { (1, 0) } else { (2, 1) };
+            // The CPU backend's own kernel where it applies: a generator-route step's pass
+            // through G went from 4.3 to 2.5 ms, its backward from 11 to 2.2 ms (natively).
+            x = match conv_transpose4x4(&x, &self.weights[i], stride, padding) {
+                Some(y) => y,
+                None => conv_transpose2d(x, self.weights[i].clone(), None, ConvTransposeOptions::new([stride; 2], [padding; 2], [0, 0], [1, 1], 1)),
+            };
             x = if i < 4 { burn::tensor::activation::relu(x * self.scales[i].clone() + self.shifts[i].clone()) } else { x.tanh() };
         }
         x

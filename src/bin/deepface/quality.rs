@@ -50,6 +50,9 @@ pub struct QualitySet {
     /// Edit strength (default: the page's).
     #[arg(long)]
     strength: Option<f32>,
+    /// Steps of every generation or edit (default: each image prior's, the page's for edits).
+    #[arg(long)]
+    steps: Option<usize>,
     /// The synthetic data set (training).
     #[arg(long, default_value = "data/synth20k")]
     data: PathBuf,
@@ -107,7 +110,7 @@ impl QualitySet {
                         for spec in &specs {
                             let req = bundle.vocab.parse(spec)?;
                             for &seed in &seeds {
-                                let opts = GenerateOptions { model, seed, steps: default_steps(prior), temperature: None, gain: None, lr: None, layers: None, poison_at: None, prior, prior_gain: self.prior_gain };
+                                let opts = GenerateOptions { model, seed, steps: self.steps.unwrap_or(default_steps(prior)), temperature: None, gain: None, lr: None, layers: None, poison_at: None, prior, prior_gain: self.prior_gain };
                                 let t = match targets(&bundle, &req, &opts, device) {
                                     Ok(t) => t,
                                     Err(Error::Invalid { reason, .. }) => {
@@ -169,7 +172,7 @@ impl QualitySet {
                     for (method_name, method) in &methods {
                         let opts = deepface::make::edit::EditOptions {
                             strength: self.strength.unwrap_or(deepface::make::edit::DEFAULT_STRENGTH),
-                            steps: deepface::make::edit::DEFAULT_STEPS,
+                            steps: self.steps.unwrap_or(deepface::make::edit::DEFAULT_STEPS),
                             seed: 0,
                             centre_if_no_face: true,
                             method: *method,
