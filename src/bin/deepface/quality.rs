@@ -53,6 +53,9 @@ pub struct QualitySet {
     /// Steps of every generation or edit (default: each image prior's, the page's for edits).
     #[arg(long)]
     steps: Option<usize>,
+    /// Sampling temperature of the model's target (generated; default: the bundle's).
+    #[arg(long)]
+    temperature: Option<f32>,
     /// The synthetic data set (training).
     #[arg(long, default_value = "data/synth20k")]
     data: PathBuf,
@@ -110,7 +113,7 @@ impl QualitySet {
                         for spec in &specs {
                             let req = bundle.vocab.parse(spec)?;
                             for &seed in &seeds {
-                                let opts = GenerateOptions { model, seed, steps: self.steps.unwrap_or(default_steps(prior)), temperature: None, gain: None, lr: None, layers: None, poison_at: None, prior, prior_gain: self.prior_gain };
+                                let opts = GenerateOptions { model, seed, steps: self.steps.unwrap_or(default_steps(prior)), temperature: self.temperature, gain: None, lr: None, layers: None, poison_at: None, prior, prior_gain: self.prior_gain };
                                 let t = match targets(&bundle, &req, &opts, device) {
                                     Ok(t) => t,
                                     Err(Error::Invalid { reason, .. }) => {
