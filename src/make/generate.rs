@@ -64,8 +64,28 @@ pub fn layers_to_match(bundle: &Bundle, model: ModelKind, asked: Option<&[Layer]
     Ok(want)
 }
 
+impl GenerateOptions {
+    /// Refuses a temperature or gain that is not a finite number in [0, 10] (NaN would turn
+    /// the target or the latent code into NaN, and the run would stop later with a message
+    /// about the optimisation rather than about the setting).
+    pub fn validate(&self) -> Result<()> {
+        check_factor("temperature", self.temperature)?;
+        check_factor("gain", self.gain)?;
+        check_factor("prior gain", self.prior_gain)
+    }
+}
+
+/// `Some(v)` must be finite and within [0, 10], the range a bundle's own defaults are held to.
+pub fn check_factor(name: &str, v: Option<f32>) -> Result<()> {
+    match v {
+        Some(v) if !(v.is_finite() && (0.0..=10.0).contains(&v)) => Err(crate::Error::invalid(name, format!("{v}; use a number between 0 and 10"))),
+        _ => Ok(()),
+    }
+}
+
 /// Target activations for `requests` at every layer the model predicts, as tensors on `device`.
 pub fn targets(bundle: &Bundle, requests: &[Request], opts: &GenerateOptions, device: &Device) -> Result<Vec<LayerTarget>> {
+    opts.validate()?;
     let blocks: Vec<(Layer, [usize; 3], Vec<f32>)> = match opts.model {
         ModelKind::Cgmm => {
             let c = &bundle.cgmm;
@@ -224,5 +244,20 @@ mod tests {
         assert_eq!(default_layers(&l("conv3_1,conv4_1,conv5_1")), l("conv3_1,conv4_1"));
         assert_eq!(default_layers(&l("conv3_1")), l("conv3_1"));
         assert_eq!(default_layers(&l("conv5_1,conv5_3")), l("conv5_1,conv5_3"));
+    }
+
+    #[test]
+    fn a_temperature_or_gain_that_is_not_a_number_in_range_is_refused_by_name() {
+        use super::{GenerateOptions, ImagePrior};
+        let ok = GenerateOptions { model: crate::fit::bundle::ModelKind::Linear, seed: 1, steps: 1, temperature: Some(0.6), gain: Some(0.0), lr: None, layers: None, poison_at: None, prior: ImagePrior::Generator, prior_gain: Some(10.0) };
+        assert!(ok.validate().is_ok());
+        for (bad, name) in [
+            (GenerateOptions { temperature: Some(f32::NAN), ..ok.clone() }, "temperature"),
+            (GenerateOptions { gain: Some(-1.0), ..ok.clone() }, "gain"),
+            (GenerateOptions { prior_gain: Some(f32::INFINITY), ..ok.clone() }, "prior gain"),
+        ] {
+            let e = bad.validate().expect_err("refused").to_string();
+            assert!(e.contains(name) && e.contains("between 0 and 10"), "{e}");
+        }
     }
 }

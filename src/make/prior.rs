@@ -72,6 +72,7 @@ pub fn render(generator: &Generator, z: Tensor<2>) -> Tensor<4> {
 
 /// The image of the request's code alone: one generator pass.
 pub async fn preview(prior: &Prior, requests: &[Request], seed: u64, gain: Option<f32>, device: &Device) -> Result<Inverted> {
+    crate::make::generate::check_factor("prior gain", gain)?;
     let generator = Generator::new(&prior.generator, device);
     let tensor = render(&generator, code(prior, requests, seed, gain, device));
     Ok(Inverted { image: tensor_to_image(tensor.clone()).await?, tensor, loss: 0.0 })

@@ -90,6 +90,9 @@ fn folder_name(spec: &str) -> String {
 
 impl QualitySet {
     pub fn run(self, device: &Device) -> Result<()> {
+        // Refused before any image is made (a request the model cannot make is skipped below).
+        deepface::make::generate::check_factor("temperature", self.temperature)?;
+        deepface::make::generate::check_factor("prior gain", self.prior_gain)?;
         let (vgg, bundle) = self.bundle.load(device)?;
         std::fs::create_dir_all(&self.out).map_err(|e| Error::io(self.out.display(), e))?;
         let specs: Vec<String> = self.requests.split(';').map(|s| s.trim().to_string()).collect();
