@@ -267,7 +267,7 @@ impl DeepFace {
             let steps = o.steps.unwrap_or(generate::default_steps(prior)).clamp(1, 2000);
             let opts = GenerateOptions { model, seed: o.seed.unwrap_or(0), steps, temperature: o.temperature, gain: o.gain, lr: None, layers: None, poison_at: o.nan_at_step, prior, prior_gain: o.prior_gain };
             let t0 = now_ms();
-            let targets = generate::targets(b, &req, &opts, &inner.device).map_err(js_err)?;
+            let targets = generate::targets(&inner.vgg, b, &req, &opts, &inner.device).await.map_err(js_err)?;
             let r = run_loop(&inner, &on_progress, t0, |cb| generate::generate(&inner.vgg, b, &req, &targets, &opts, &inner.device, Some(&inner.cancel), true, cb)).await?;
             let probs = edit::classify(&inner.vgg, &inner.clf, &r.image, b.image_size, &inner.device).await.map_err(js_err)?;
             let face_found = crate::data::face::is_face(&r.image);

@@ -107,7 +107,7 @@ fn generation_makes_distinct_faces_and_refuses_what_a_model_cannot_express() {
     let run = |model, spec: &str, seed| {
         let opts = GenerateOptions { model, seed, steps: 30, temperature: None, gain: None, lr: None, layers: None, poison_at: None, prior: ImagePrior::Pixels, prior_gain: None };
         let req = bundle.vocab.parse(spec)?;
-        let targets = targets(bundle, &req, &opts, &dev)?;
+        let targets = pollster::block_on(targets(vgg, bundle, &req, &opts, &dev))?;
         pollster::block_on(generate(vgg, bundle, &req, &targets, &opts, &dev, None, false, |_| true))
     };
     let a = run(ModelKind::Linear, "Male,Smiling", 1).unwrap().image;
@@ -123,7 +123,7 @@ fn generation_makes_distinct_faces_and_refuses_what_a_model_cannot_express() {
     let e = run(ModelKind::Cgmm, "-Male", 1).err().expect("must fail").to_string();
     assert!(e.contains("cGMM models present attributes only"), "{e}");
     let opts = GenerateOptions { model: ModelKind::Linear, seed: 1, steps: 2, temperature: None, gain: None, lr: None, layers: Some(vec!["conv2_1".parse().unwrap()]), poison_at: None, prior: ImagePrior::Pixels, prior_gain: None };
-    let t = targets(bundle, &[], &opts, &dev).unwrap();
+    let t = pollster::block_on(targets(vgg, bundle, &[], &opts, &dev)).unwrap();
     let e = pollster::block_on(generate(vgg, bundle, &[], &t, &opts, &dev, None, false, |_| true)).err().expect("conv2_1 is not modelled").to_string();
     assert!(e.contains("`conv2_1` is not among them"), "{e}");
 }

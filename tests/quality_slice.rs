@@ -32,7 +32,7 @@ fn independent_networks_see_what_was_asked_in_generated_faces() {
         let faces: Vec<_> = (1..=4)
             .map(|seed| {
                 let opts = options(&bundle, seed, ImagePrior::Generator);
-                let t = targets(&bundle, &req, &opts, &dev).unwrap();
+                let t = pollster::block_on(targets(&vgg, &bundle, &req, &opts, &dev)).unwrap();
                 pollster::block_on(generate(&vgg, &bundle, &req, &t, &opts, &dev, None, false, |_| true)).unwrap().image
             })
             .collect();
@@ -49,13 +49,39 @@ fn independent_networks_see_what_was_asked_in_generated_faces() {
 }
 
 #[test]
+fn the_generator_route_holds_the_code_near_the_seeds_own() {
+    // The anchor is what keeps two seeds of a request apart (docs/method.md): without it the
+    // code drifts toward the one face the model's target describes.
+    use deepface::data::dcgan::Generator;
+    use deepface::make::generate::{latent_config, layers_to_match};
+    use deepface::make::prior::{self, ANCHOR_WEIGHT};
+    let dev = common::device();
+    let (vgg, bundle) = (common::default_vgg(), bundle());
+    let p = bundle.prior.as_ref().unwrap();
+    let g = Generator::new(&p.generator, &dev);
+    let req = bundle.vocab.parse("Senior,-Smiling").unwrap();
+    let opts = options(&bundle, 5, ImagePrior::Generator);
+    let want = layers_to_match(&bundle, opts.model, None).unwrap();
+    let t: Vec<_> = pollster::block_on(targets(&vgg, &bundle, &req, &opts, &dev)).unwrap().into_iter().filter(|t| want.contains(&t.layer)).collect();
+    let z0 = prior::code(p, &req, opts.seed, None, &dev);
+    let cfg = latent_config(&opts);
+    let moved = |anchor: f32| -> f32 {
+        let (_, z) = pollster::block_on(prior::invert_latent(&vgg, &g, &t, z0.clone(), anchor, &cfg, None, false, |_| true)).unwrap();
+        (z - z0.clone()).square().mean().into_scalar()
+    };
+    let (free, held) = (moved(0.0), moved(ANCHOR_WEIGHT));
+    println!("mean squared move of the code: {free:.3} free, {held:.3} anchored");
+    assert!(held > 0.0 && held < 0.7 * free, "anchored {held:.3} against free {free:.3}");
+}
+
+#[test]
 fn the_generator_prior_refuses_what_it_cannot_do() {
     let dev = common::device();
     let (vgg, mut bundle) = (common::default_vgg(), bundle());
     let req = bundle.vocab.parse("Male").unwrap();
     // NaN in the code stops the run like NaN in the pixels does.
     let opts = GenerateOptions { poison_at: Some(3), ..options(&bundle, 1, ImagePrior::Generator) };
-    let t = targets(&bundle, &req, &opts, &dev).unwrap();
+    let t = pollster::block_on(targets(&vgg, &bundle, &req, &opts, &dev)).unwrap();
     let e = pollster::block_on(generate(&vgg, &bundle, &req, &t, &opts, &dev, None, false, |_| true)).err().expect("NaN stops the run");
     assert!(matches!(e, Error::NonFinite { .. }), "{e}");
     // A bundle from before the prior: generator modes say why, pixels still work.

@@ -58,16 +58,86 @@ impl LinearGaussian {
     /// Gaussian draw in the residual's principal subspace, clamped at 0 (all tapped layers
     /// follow a ReLU).
     pub fn sample(&self, vocab: &Vocabulary, requests: &[Request], seed: u64, temperature: f32, gain: f32) -> Vec<f32> {
-        let d = self.dim();
-        let x: Vec<f32> = vocab.vector(requests, &self.base).iter().zip(&self.base).map(|(x, b)| b + gain * (x - b)).collect();
-        let mut out = self.predict(&x);
         let mut rng = Rng::new(seed);
-        for k in 0..self.components() {
-            let z = temperature * rng.normal();
-            out.iter_mut().zip(&self.basis[k * d..(k + 1) * d]).for_each(|(o, b)| *o += z * b);
+        let coords: Vec<f32> = (0..self.components()).map(|_| temperature * rng.normal()).collect();
+        self.with_coords(vocab, requests, gain, &coords)
+    }
+
+    /// The prediction for `requests` (see [`Self::sample`] for `gain`) plus `coords` on the
+    /// residual's principal directions, clamped at 0.
+    pub fn with_coords(&self, vocab: &Vocabulary, requests: &[Request], gain: f32, coords: &[f32]) -> Vec<f32> {
+        self.with_coords_at(&self.request_vector(vocab, requests, gain), coords)
+    }
+
+    /// The prediction for attribute vector `x` plus `coords` on the residual's principal
+    /// directions, clamped at 0 (all tapped layers follow a ReLU).
+    pub fn with_coords_at(&self, x: &[f32], coords: &[f32]) -> Vec<f32> {
+        let d = self.dim();
+        let mut out = self.predict(x);
+        for (z, b) in coords.iter().zip(self.basis.chunks_exact(d)) {
+            out.iter_mut().zip(b).for_each(|(o, b)| *o += z * b);
         }
         out.iter_mut().for_each(|v| *v = v.max(0.0));
         out
+    }
+
+    /// The attribute vector of `requests`, its change from the base multiplied by `gain`.
+    pub fn request_vector(&self, vocab: &Vocabulary, requests: &[Request], gain: f32) -> Vec<f32> {
+        vocab.vector(requests, &self.base).iter().zip(&self.base).map(|(x, b)| b + gain * (x - b)).collect()
+    }
+
+    /// Weight of each activation in a least-squares fit: 1 / the mean square of its layer's
+    /// mean activation, so that every layer counts alike (as in the residual PCA).
+    fn layer_weights(&self) -> Vec<f64> {
+        let mut w = vec![0.0f64; self.dim()];
+        let mut at = 0;
+        for (_, s) in &self.layers {
+            let len: usize = s.iter().product();
+            let ms = self.mean[at..at + len].iter().map(|v| f64::from(*v).powi(2)).sum::<f64>() / len as f64;
+            w[at..at + len].iter_mut().for_each(|v| *v = 1.0 / ms.max(1e-12));
+            at += len;
+        }
+        w
+    }
+
+    /// Least-squares coefficients of `r` on `rows` (weighted by [`Self::layer_weights`]);
+    /// zeros when the rows are degenerate.
+    fn fit_rows(&self, rows: &[&[f32]], r: &[f32]) -> Vec<f32> {
+        let w = self.layer_weights();
+        let k = rows.len();
+        let dotw = |a: &[f32], b: &[f32]| a.iter().zip(b).zip(&w).map(|((x, y), w)| f64::from(*x) * f64::from(*y) * w).sum::<f64>();
+        let mut gram = vec![0.0f64; k * k];
+        for i in 0..k {
+            for j in 0..=i {
+                let v = dotw(rows[i], rows[j]);
+                gram[i * k + j] = v;
+                gram[j * k + i] = v;
+            }
+            gram[i * k + i] += 1e-4 * gram[i * k + i].max(1e-12);
+        }
+        let rhs: Vec<f64> = rows.iter().map(|row| dotw(row, r)).collect();
+        match crate::util::linalg::solve_spd(&gram, k, &rhs, 1) {
+            Some(c) => c.into_iter().map(|v| v as f32).collect(),
+            None => vec![0.0; k],
+        }
+    }
+
+    /// Where a face's activations `phi` lie on the residual's principal directions once its
+    /// own attributes are accounted for: least squares on the attribute directions and the
+    /// principal directions together, of which the latter's coordinates are returned. They
+    /// describe the person apart from the attributes (a young face's coordinates do not carry
+    /// its youth into an older request's target).
+    pub fn coords_of(&self, phi: &[f32]) -> Vec<f32> {
+        let d = self.dim();
+        let r: Vec<f32> = phi.iter().zip(&self.mean).map(|(p, m)| p - m).collect();
+        let rows: Vec<&[f32]> = self.coef.chunks_exact(d).chain(self.basis.chunks_exact(d)).collect();
+        self.fit_rows(&rows, &r).split_off(self.base.len())
+    }
+
+    /// The target of a request anchored on a face: the prediction for `requests` plus the
+    /// face's own coordinates ([`Self::coords_of`]) in place of a random draw.
+    pub fn anchored(&self, vocab: &Vocabulary, requests: &[Request], gain: f32, phi: &[f32]) -> Vec<f32> {
+        self.with_coords(vocab, requests, gain, &self.coords_of(phi))
     }
 
     /// Direction of attribute `attr` in activation space (its coefficient row).
@@ -179,4 +249,30 @@ pub fn fit(
     model.basis = basis;
     let explained = (vals.iter().take(k).sum::<f64>() / total.max(1e-300)) as f32;
     Ok((model, LinearFit { components: k, explained }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LinearGaussian;
+    use crate::util::rng::Rng;
+
+    #[test]
+    fn a_faces_coordinates_leave_its_attributes_out() {
+        // Two layers of different scale, 3 attributes, 4 residual directions, all random.
+        let layers = vec![("conv3_1".parse().unwrap(), [2, 4, 4]), ("conv4_1".parse().unwrap(), [3, 2, 2])];
+        let d = 32 + 12;
+        let mut rng = Rng::new(9);
+        let mut draw = |n: usize, s: f32| -> Vec<f32> { rng.normals(n).into_iter().map(|v| v * s).collect() };
+        let mean: Vec<f32> = draw(d, 0.5).into_iter().map(|v| v.abs() + 3.0).collect();
+        let model = LinearGaussian { layers, base: vec![0.5; 3], mean, coef: draw(3 * d, 0.3), basis: draw(4 * d, 0.2) };
+        // A face with attribute 0 present and 2 absent, at known residual coordinates: its
+        // attributes must not leak into the coordinates.
+        let c = [0.7, -1.2, 0.3, 2.0];
+        let phi = model.with_coords_at(&[1.0, 0.5, 0.0], &c);
+        assert!(phi.iter().all(|&v| v > 0.0), "no clamping in this set-up");
+        let got = model.coords_of(&phi);
+        for (g, w) in got.iter().zip(c) {
+            assert!((g - w).abs() < 1e-3, "coordinates {got:?}, made with {c:?}");
+        }
+    }
 }

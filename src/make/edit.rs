@@ -239,7 +239,7 @@ async fn edit_latent(
     let targets = invert::targets_from_image(vgg, imageops::to_tensor(crop_before, device), &layers);
     let z0 = Tensor::<2>::zeros([1, crate::data::dcgan::LATENT], device);
     let cfg = InvertConfig { steps: opts.steps, seed: opts.seed, lr: 0.1, beta2: 0.99, jitter: 0, report_every: 10, ..InvertConfig::default() };
-    let (_, z) = prior::invert_latent(vgg, &generator, &targets, z0, &cfg, cancel, previews, on_progress).await?;
+    let (_, z) = prior::invert_latent(vgg, &generator, &targets, z0, 0.0, &cfg, cancel, previews, on_progress).await?;
     let z = imageops::read_f32(z).await?;
     // Strength 4 (the default) moves as far as a generated request does.
     let moved = p.latent.apply(z.clone(), requests, p.gain * opts.strength / DEFAULT_STRENGTH, true);

@@ -41,7 +41,7 @@ pub fn run(vgg: &Vgg16, bundle: &Bundle, models: &[ModelKind], sets: &[String], 
             for &seed in seeds {
                 let opts = GenerateOptions { model, seed, ..base.clone() };
                 let t = std::time::Instant::now();
-                let targets = match targets(bundle, &req, &opts, device) {
+                let targets = match pollster::block_on(targets(vgg, bundle, &req, &opts, device)) {
                     Ok(t) => t,
                     Err(crate::Error::Invalid { reason, .. }) => {
                         eprintln!("{model:?} cannot make `{spec}`: {reason}");

@@ -84,7 +84,11 @@ pub fn check_factor(name: &str, v: Option<f32>) -> Result<()> {
 }
 
 /// Target activations for `requests` at every layer the model predicts, as tensors on `device`.
-pub fn targets(bundle: &Bundle, requests: &[Request], opts: &GenerateOptions, device: &Device) -> Result<Vec<LayerTarget>> {
+/// Through the generator prior, the linear model's target takes its person (the residual part a
+/// sample draws at random) from the request's first face G(z0), where the generation starts:
+/// target and start then describe one person, and the seeds of a request stay different people
+/// (docs/method.md, "Anchoring the generator route"). `vgg` reads that face.
+pub async fn targets(vgg: &Vgg16, bundle: &Bundle, requests: &[Request], opts: &GenerateOptions, device: &Device) -> Result<Vec<LayerTarget>> {
     opts.validate()?;
     let blocks: Vec<(Layer, [usize; 3], Vec<f32>)> = match opts.model {
         ModelKind::Cgmm => {
@@ -93,8 +97,14 @@ pub fn targets(bundle: &Bundle, requests: &[Request], opts: &GenerateOptions, de
         }
         ModelKind::Linear => {
             let lin = &bundle.linear;
-            let t = opts.temperature.unwrap_or(bundle.temperature);
-            let flat = lin.sample(&bundle.vocab, requests, opts.seed, t, opts.gain.unwrap_or(bundle.gain));
+            let gain = opts.gain.unwrap_or(bundle.gain);
+            let flat = match (&bundle.prior, opts.prior) {
+                (Some(p), ImagePrior::Generator) => {
+                    let phi = prior::first_face_activations(vgg, bundle, p, requests, opts.seed, opts.prior_gain, device).await?;
+                    lin.anchored(&bundle.vocab, requests, gain, &phi)
+                }
+                _ => lin.sample(&bundle.vocab, requests, opts.seed, opts.temperature.unwrap_or(bundle.temperature), gain),
+            };
             split_layers(&lin.layers, &flat)
         }
     };
@@ -156,6 +166,12 @@ pub fn invert_config(opts: &GenerateOptions) -> InvertConfig {
     InvertConfig { lr: opts.lr.unwrap_or(cfg.lr), ..cfg }
 }
 
+/// The inversion settings of a generation through the generator prior: the code moves in
+/// units of a standard normal, the pixels in [0, 1], so a larger step.
+pub fn latent_config(opts: &GenerateOptions) -> InvertConfig {
+    InvertConfig { lr: opts.lr.unwrap_or(0.1), ..invert_config(opts) }
+}
+
 /// Generation: inversion toward a model's sample, made by [`targets`] with the same `opts`
 /// (kept by the caller to measure the result against it); it matches the layers `opts`
 /// chooses among the sample's.
@@ -183,9 +199,8 @@ pub async fn generate(
             let p = prior::prior_of(bundle)?;
             let generator = crate::data::dcgan::Generator::new(&p.generator, device);
             let z0 = prior::code(p, requests, opts.seed, opts.prior_gain, device);
-            // The code moves in units of a standard normal, the pixels in [0, 1]: a larger step.
-            let cfg = InvertConfig { lr: opts.lr.unwrap_or(0.1), ..invert_config(opts) };
-            Ok(prior::invert_latent(vgg, &generator, &matched, z0, &cfg, cancel, previews, on_progress).await?.0)
+            let cfg = latent_config(opts);
+            Ok(prior::invert_latent(vgg, &generator, &matched, z0, prior::ANCHOR_WEIGHT, &cfg, cancel, previews, on_progress).await?.0)
         }
     }
 }

@@ -100,7 +100,7 @@ impl Generate {
         let steps = steps.unwrap_or(deepface::make::generate::default_steps(prior));
         let opts = GenerateOptions { model, seed, steps, temperature, gain, lr: None, layers, poison_at: None, prior, prior_gain };
         let start = Instant::now();
-        let targets = deepface::make::generate::targets(&bundle, &req, &opts, device)?;
+        let targets = pollster::block_on(deepface::make::generate::targets(&vgg, &bundle, &req, &opts, device))?;
         let r = pollster::block_on(generate(&vgg, &bundle, &req, &targets, &opts, device, None, false, report_steps))?;
         save_png(&r.image, &out)?;
         let probs = classify(&vgg, &bundle, &r.image, device)?;

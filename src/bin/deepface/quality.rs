@@ -117,7 +117,7 @@ impl QualitySet {
                             let req = bundle.vocab.parse(spec)?;
                             for &seed in &seeds {
                                 let opts = GenerateOptions { model, seed, steps: self.steps.unwrap_or(default_steps(prior)), temperature: self.temperature, gain: None, lr: None, layers: None, poison_at: None, prior, prior_gain: self.prior_gain };
-                                let t = match targets(&bundle, &req, &opts, device) {
+                                let t = match pollster::block_on(targets(&vgg, &bundle, &req, &opts, device)) {
                                     Ok(t) => t,
                                     Err(Error::Invalid { reason, .. }) => {
                                         eprintln!("{group} cannot make `{spec}`: {reason}");
