@@ -53,7 +53,7 @@ pub struct QualitySet {
     /// Steps of every generation or edit (default: each image prior's, the page's for edits).
     #[arg(long)]
     steps: Option<usize>,
-    /// Sampling temperature of the model's target (generated; default: the bundle's).
+    /// Sampling temperature of the linear model's target on pixels (generated; default: the bundle's); the generator route takes its person from the seed's face.
     #[arg(long)]
     temperature: Option<f32>,
     /// The synthetic data set (training).
