@@ -172,9 +172,10 @@ pub fn latent_config(opts: &GenerateOptions) -> InvertConfig {
     InvertConfig { lr: opts.lr.unwrap_or(0.1), ..invert_config(opts) }
 }
 
-/// Generation: inversion toward a model's sample, made by [`targets`] with the same `opts`
-/// (kept by the caller to measure the result against it); it matches the layers `opts`
-/// chooses among the sample's.
+/// Generation: inversion toward the target [`targets`] made with the same `opts` (a model's
+/// sample, or through the generator the linear model's target anchored on the first face;
+/// kept by the caller to measure the result against it); it matches the layers `opts`
+/// chooses among the target's.
 #[allow(clippy::too_many_arguments)]
 pub async fn generate(
     vgg: &Vgg16,
