@@ -144,9 +144,10 @@ pub const DEFAULT_STEPS: usize = 100;
 
 /// Steps of a generation through the generator prior: it starts from the request's face,
 /// so fewer steps refine it. Measured on the scoreboard (linear model, 11 requests x 12
-/// seeds; docs/method.md): faces found by all three detectors 108 / 111 / 124 / 129 of 132
-/// at 15 / 20 / 30 / 45 steps, two seeds different people 69 / 64 / 55 / 48%. 30 keeps the
-/// faces above the training faces' own rate (87%) at half the pixel route's time or less.
+/// seeds; docs/method.md; before the route was anchored on the first face): faces found by
+/// all three detectors 108 / 111 / 124 / 129 of 132 at 15 / 20 / 30 / 45 steps, two seeds
+/// different people 69 / 64 / 55 / 48%. 30 keeps the faces above the training faces' own rate
+/// (87%) at half the pixel route's time (2.0-2.2x sooner on the 2-core host, benchmarks.md).
 pub const PRIOR_STEPS: usize = 30;
 
 /// The default steps for `prior`.
