@@ -82,28 +82,28 @@ impl LinearGaussian {
     }
 
     /// The attribute vector of `requests`, its change from the base multiplied by `gain`.
-    pub fn request_vector(&self, vocab: &Vocabulary, requests: &[Request], gain: f32) -> Vec<f32> {
+    fn request_vector(&self, vocab: &Vocabulary, requests: &[Request], gain: f32) -> Vec<f32> {
         vocab.vector(requests, &self.base).iter().zip(&self.base).map(|(x, b)| b + gain * (x - b)).collect()
     }
 
-    /// Weight of each activation in a least-squares fit: 1 / the mean square of its layer's
-    /// mean activation, so that every layer counts alike (as in the residual PCA).
-    fn layer_weights(&self) -> Vec<f64> {
-        let mut w = vec![0.0f64; self.dim()];
+    /// 1 / the RMS of each activation's layer in the mean face: scales every layer to unit
+    /// RMS, so that no layer dominates the residual PCA or a least-squares fit.
+    fn layer_scales(&self) -> Vec<f32> {
+        let mut scale = vec![1.0f32; self.dim()];
         let mut at = 0;
         for (_, s) in &self.layers {
             let len: usize = s.iter().product();
-            let ms = self.mean[at..at + len].iter().map(|v| f64::from(*v).powi(2)).sum::<f64>() / len as f64;
-            w[at..at + len].iter_mut().for_each(|v| *v = 1.0 / ms.max(1e-12));
+            let rms = (self.mean[at..at + len].iter().map(|v| v * v).sum::<f32>() / len as f32).sqrt().max(1e-6);
+            scale[at..at + len].iter_mut().for_each(|v| *v = 1.0 / rms);
             at += len;
         }
-        w
+        scale
     }
 
-    /// Least-squares coefficients of `r` on `rows` (weighted by [`Self::layer_weights`]);
-    /// zeros when the rows are degenerate.
+    /// Least-squares coefficients of `r` on `rows`, each activation weighted by its layer's
+    /// scale squared ([`Self::layer_scales`]); zeros when the rows are degenerate.
     fn fit_rows(&self, rows: &[&[f32]], r: &[f32]) -> Vec<f32> {
-        let w = self.layer_weights();
+        let w: Vec<f64> = self.layer_scales().into_iter().map(|s| f64::from(s).powi(2)).collect();
         let k = rows.len();
         let dotw = |a: &[f32], b: &[f32]| a.iter().zip(b).zip(&w).map(|((x, y), w)| f64::from(*x) * f64::from(*y) * w).sum::<f64>();
         let mut gram = vec![0.0f64; k * k];
@@ -218,14 +218,7 @@ pub fn fit(
     }
     order.truncate(pca_rows.clamp(2, n));
     let m = order.len();
-    let mut scale = vec![1.0f32; d];
-    let mut at = 0;
-    for (_, s) in &model.layers {
-        let len: usize = s.iter().product();
-        let rms = (model.mean[at..at + len].iter().map(|v| v * v).sum::<f32>() / len as f32).sqrt().max(1e-6);
-        scale[at..at + len].iter_mut().for_each(|v| *v = 1.0 / rms);
-        at += len;
-    }
+    let scale = model.layer_scales();
     let mut resid = rows(&order);
     for (r, &i) in resid.chunks_exact_mut(d).zip(&order) {
         let pred = model.predict(&x[i]);
