@@ -116,3 +116,29 @@ fn corrupt_first_generator_value(bytes: &mut Vec<u8>) {
     let hash: [u8; 32] = sha2::Sha256::digest(&bytes[..end]).into();
     bytes[end..].copy_from_slice(&hash);
 }
+
+#[test]
+fn a_photos_projection_into_the_generator_moves_its_code_toward_the_photo() {
+    // The projection once started at z = 0, where no gradient reached the code: every edit
+    // through the generator then moved the generator's mean face, whatever the photo.
+    use deepface::data::dcgan::Generator;
+    use deepface::make::edit;
+    let dev = common::device();
+    let (vgg, bundle) = (common::default_vgg(), bundle());
+    let g = Generator::new(&bundle.prior.as_ref().unwrap().generator, &dev);
+    let photo = deepface::util::imageops::load(&common::repo().join("data/real_faces/obama.png")).unwrap();
+    let (crop, faces) = edit::face_crop(&photo, bundle.image_size);
+    assert!(!faces.is_empty(), "the committed photo shows a face");
+    let run = |steps| pollster::block_on(edit::project(&vgg, &bundle, &g, &crop, steps, 0, &dev, None, false, |_| true)).unwrap();
+    let ((first, z1), (last, z40)) = (run(1), run(40));
+    let moved = z1.iter().zip(&z40).map(|(a, b)| (a - b).powi(2)).sum::<f32>() / z1.len() as f32;
+    println!("feature loss {:.4} after 1 step, {:.4} after 40; mean squared move of the code {moved:.3}", first.loss, last.loss);
+    assert!(moved > 0.01, "the code moved by {moved:.4}");
+    assert!(last.loss < 0.8 * first.loss, "loss {:.4} -> {:.4}", first.loss, last.loss);
+    // And the photo's projection depends on the photo: another face gives another code.
+    let other = deepface::util::imageops::load(&common::repo().join("data/real_faces/grace_hopper.png")).unwrap();
+    let (crop2, _) = edit::face_crop(&other, bundle.image_size);
+    let (_, z_other) = pollster::block_on(edit::project(&vgg, &bundle, &g, &crop2, 40, 0, &dev, None, false, |_| true)).unwrap();
+    let apart = z40.iter().zip(&z_other).map(|(a, b)| (a - b).powi(2)).sum::<f32>() / z40.len() as f32;
+    assert!(apart > 0.01, "two photos' codes differ by {apart:.4}");
+}

@@ -221,6 +221,34 @@ async fn edit_features(
     Ok(invert::invert(vgg, &targets, start, &cfg, cancel, previews, on_progress).await?.image)
 }
 
+/// A face crop's code in the face generator: Adam on z, from the seed's random code, until
+/// G(z)'s conv3_1 and conv4_1 activations match the crop's; returns G(z) and z. Not from z = 0:
+/// there every gradient at the code was zero and it never moved, so the edit moved the
+/// generator's mean face instead of the photo's (fixed 2026-12-01; docs/method.md).
+#[allow(clippy::too_many_arguments)]
+pub async fn project(
+    vgg: &Vgg16,
+    bundle: &Bundle,
+    generator: &crate::data::dcgan::Generator,
+    crop: &RgbImage,
+    steps: usize,
+    seed: u64,
+    device: &Device,
+    cancel: Option<&AtomicBool>,
+    previews: bool,
+    on_progress: impl FnMut(&Progress) -> bool,
+) -> Result<(invert::Inverted, Vec<f32>)> {
+    use crate::make::prior;
+    let p = prior::prior_of(bundle)?;
+    let layers = crate::make::generate::default_layers(&bundle.model_layers(crate::fit::bundle::ModelKind::Linear));
+    let targets = invert::targets_from_image(vgg, imageops::to_tensor(crop, device), &layers);
+    let z0 = prior::code(p, &[], seed, None, device);
+    let cfg = InvertConfig { steps, seed, lr: 0.1, beta2: 0.99, jitter: 0, report_every: 10, ..InvertConfig::default() };
+    // No anchor: the start is a random person, not the photo's.
+    let (fit, z) = prior::invert_latent(vgg, generator, &targets, z0, 0.0, &cfg, cancel, previews, on_progress).await?;
+    Ok((fit, imageops::read_f32(z).await?))
+}
+
 /// The edited crop through the face generator: the change between G(z) and G(z') for the
 /// face's fitted code z and z' moved toward the request, added to the crop itself, so the
 /// photo keeps its own detail and gains only what the generator changes.
@@ -239,12 +267,7 @@ async fn edit_latent(
     use crate::make::prior;
     let p = prior::prior_of(bundle)?;
     let generator = crate::data::dcgan::Generator::new(&p.generator, device);
-    let layers = crate::make::generate::default_layers(&bundle.model_layers(crate::fit::bundle::ModelKind::Linear));
-    let targets = invert::targets_from_image(vgg, imageops::to_tensor(crop_before, device), &layers);
-    let z0 = Tensor::<2>::zeros([1, crate::data::dcgan::LATENT], device);
-    let cfg = InvertConfig { steps: opts.steps, seed: opts.seed, lr: 0.1, beta2: 0.99, jitter: 0, report_every: 10, ..InvertConfig::default() };
-    let (_, z) = prior::invert_latent(vgg, &generator, &targets, z0, 0.0, &cfg, cancel, previews, on_progress).await?;
-    let z = imageops::read_f32(z).await?;
+    let (_, z) = project(vgg, bundle, &generator, crop_before, opts.steps, opts.seed, device, cancel, previews, on_progress).await?;
     // Strength 4 (the default) moves as far as a generated request does.
     let moved = p.latent.apply(z.clone(), requests, p.gain * opts.strength / DEFAULT_STRENGTH, true);
     let render = |v: Vec<f32>| imageops::tensor_to_image(prior::render(&generator, Tensor::from_data(TensorData::new(v, [1, crate::data::dcgan::LATENT]), device)));
