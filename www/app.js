@@ -148,7 +148,7 @@ async function loadModel({ keepMessage = false } = {}) {
     setBusy(false);
   }
   // The first face, at once: the request's latent code through the generator.
-  if (state.info) schedulePreview();
+  if (state.info) { updateAgeHint(); schedulePreview(); }
 }
 
 // ---------- attribute picker ----------
@@ -193,6 +193,7 @@ function buildPicker(info) {
           }
         }
         writeUrl();
+        updateAgeHint();
         schedulePreview();
       };
       strength.oninput = () => schedulePreview();
@@ -383,6 +384,13 @@ async function run(kind, payload, transfer) {
   }
 }
 
+// The generator route's known gap, said where it matters: a request for an age group the
+// generator hardly draws (docs/method.md, "Age through the generator").
+function updateAgeHint() {
+  const wantsAge = attrSpec().split(',').some((p) => /^(Child|Senior)(=|$)/.test(p));
+  $('age-hint').hidden = !(wantsAge && $('prior').value === 'generator');
+}
+
 // ---------- live preview (face generator) ----------
 // Moving an attribute control re-renders the face from the request's latent code: one
 // generator pass and the classifier, no optimisation. One preview at a time; a change that
@@ -543,6 +551,7 @@ function wire() {
     const d = state.info.defaults;
     $('steps').value = String($('prior').value === 'generator' ? d.prior_steps : d.steps);
     writeUrl();
+    updateAgeHint();
     schedulePreview();
   };
   $('edit-strength').oninput = () => { $('edit-strength-out').textContent = $('edit-strength').value; };

@@ -189,9 +189,14 @@ test('Content-Security-Policy: served and enforced (a request to another origin 
     const fields = await page.evaluate(() => ['steps', 'edit-steps', 'edit-strength', 'edit-strength-out'].map((id) => document.getElementById(id).value ?? document.getElementById(id).textContent));
     assert.deepEqual(fields.map(Number), [rust('src/make/generate.rs', 'PRIOR_STEPS'), rust('src/make/edit.rs', 'DEFAULT_STEPS'), rust('src/make/edit.rs', 'DEFAULT_STRENGTH'), rust('src/make/edit.rs', 'DEFAULT_STRENGTH')].map(Number));
     assert.match(page.url(), new RegExp(`prior=generator&steps=${rust('src/make/generate.rs', 'PRIOR_STEPS')}(&|$)`));
+    // Asking the generator for an age group it hardly draws says so; the pixel route does not.
+    assert.equal(await page.isVisible('#age-hint'), false);
+    await page.selectOption('.attr[data-name="Senior"] select', 'yes');
+    assert.equal(await page.isVisible('#age-hint'), true, 'a Senior request through the generator shows the age hint');
     // Choosing the paper's pixel route puts its own default steps in the field.
     await page.selectOption('#prior', 'pixels');
     assert.equal(Number(await page.inputValue('#steps')), Number(rust('src/make/generate.rs', 'DEFAULT_STEPS')));
+    assert.equal(await page.isVisible('#age-hint'), false, 'no age hint on the pixel route');
   } finally {
     await browser.close();
   }
