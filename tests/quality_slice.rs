@@ -151,15 +151,15 @@ fn the_edit_crop_puts_a_photos_face_where_the_generator_draws_faces() {
     // The attribute directions are maps over the training faces' frame; an edit crops a photo
     // so that its face's box is centred where the detector finds the generator's faces.
     use deepface::make::{edit::FACE_FRAME, prior};
-    use deepface::util::imageops;
     let dev = common::device();
     let bundle = bundle();
     let p = bundle.prior.as_ref().unwrap();
     let centres: Vec<(f32, f32)> = (1..=16)
         .filter_map(|seed| {
             let img = pollster::block_on(prior::preview(p, &[], seed, None, &dev)).unwrap().image;
-            let f = *face::detect(&imageops::resize(&img, 128, 128), 40).first()?;
-            Some(((f.x as f32 + f.width as f32 / 2.0) / 128.0, (f.y as f32 + f.height as f32 / 2.0) / 128.0))
+            let f = *face::frame_faces(&img).first()?;
+            let side = face::FRAME_SIDE as f32;
+            Some(((f.x as f32 + f.width as f32 / 2.0) / side, (f.y as f32 + f.height as f32 / 2.0) / side))
         })
         .collect();
     assert!(centres.len() >= 10, "SeetaFace finds {} of 16 generated faces", centres.len());

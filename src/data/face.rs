@@ -52,7 +52,17 @@ pub fn detect(img: &RgbImage, min_face: u32) -> Vec<FaceBox> {
 /// 128 px wide (faces filling a 64 px frame are found far more reliably after the upscale), and
 /// a face must be 40 px or more: a face-like texture in a corner does not count.
 pub fn is_face(img: &RgbImage) -> bool {
-    !detect(&imageops::resize(img, 128, 128), 40).is_empty()
+    !frame_faces(img).is_empty()
+}
+
+/// The side of the square [`frame_faces`] looks at a generated image in.
+pub const FRAME_SIDE: u32 = 128;
+
+/// The faces [`is_face`] counts, in the coordinates of a [`FRAME_SIDE`] square: the one rule
+/// for finding a face in a small square frame, so callers that need the boxes (where the
+/// generator draws its faces) apply exactly the rule that decides "is it a face".
+pub fn frame_faces(img: &RgbImage) -> Vec<FaceBox> {
+    detect(&imageops::resize(img, FRAME_SIDE, FRAME_SIDE), 40)
 }
 
 /// Where a face's detector box sits in a square crop: the box's side as a fraction of the
@@ -84,8 +94,7 @@ pub fn crop_rect(img: &RgbImage, face: &FaceBox, frame: Frame) -> (u32, u32, u32
 
 /// [`crop_rect`]'s square, resized to `size`.
 pub fn crop(img: &RgbImage, face: &FaceBox, frame: Frame, size: u32) -> RgbImage {
-    let (x, y, side) = crop_rect(img, face, frame);
-    imageops::resize(&image::imageops::crop_imm(img, x, y, side, side).to_image(), size, size)
+    imageops::crop_square(img, crop_rect(img, face, frame), size)
 }
 
 /// Applies an edit made at low resolution to the full-resolution square (x, y, side) of

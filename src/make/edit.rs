@@ -155,14 +155,10 @@ pub async fn alter(
     let faces = find_faces(photo);
     let (rect, face) = match faces.first() {
         Some(f) => (face::crop_rect(photo, f, FACE_FRAME), Some(*f)),
-        None if opts.centre_if_no_face => {
-            let side = photo.width().min(photo.height());
-            (((photo.width() - side) / 2, (photo.height() - side) / 2, side), None)
-        }
+        None if opts.centre_if_no_face => (imageops::centre_square(photo), None),
         None => return Err(Error::Image { what: "photo".into(), reason: "no face found (try a frontal, well-lit face, or edit the centre of the photo)".into() }),
     };
-    let (x, y, side) = rect;
-    let crop_before = imageops::resize(&image::imageops::crop_imm(photo, x, y, side, side).to_image(), size, size);
+    let crop_before = imageops::crop_square(photo, rect, size);
     let probs_before = classify(vgg, clf, &crop_before, size, device).await?;
 
     let crop_after = match opts.method {

@@ -64,13 +64,20 @@ pub fn check_size(size: u32) -> Result<()> {
     Ok(())
 }
 
+/// The largest square in the middle of `img`: (x, y, side) in pixels.
+pub fn centre_square(img: &RgbImage) -> (u32, u32, u32) {
+    let side = img.width().min(img.height());
+    ((img.width() - side) / 2, (img.height() - side) / 2, side)
+}
+
+/// The square (x, y, side) of `img`, resized to `size` x `size`.
+pub fn crop_square(img: &RgbImage, (x, y, side): (u32, u32, u32), size: u32) -> RgbImage {
+    resize(&image::imageops::crop_imm(img, x, y, side, side).to_image(), size, size)
+}
+
 /// Centre square crop, resized to `size` x `size`.
 pub fn square(img: &RgbImage, size: u32) -> RgbImage {
-    let side = img.width().min(img.height());
-    let x = (img.width() - side) / 2;
-    let y = (img.height() - side) / 2;
-    let crop = image::imageops::crop_imm(img, x, y, side, side).to_image();
-    resize(&crop, size, size)
+    crop_square(img, centre_square(img), size)
 }
 
 pub fn resize(img: &RgbImage, w: u32, h: u32) -> RgbImage {

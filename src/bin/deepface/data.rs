@@ -61,8 +61,8 @@ impl Detect {
         for path in &self.images {
             let img = imageops::load(path)?;
             // As `face::is_face` looks at generated faces: small images are looked at 128 px
-            // wide (the detector's smallest window is 20 px), faces of 40 px or more count.
-            let scale = (128.0 / img.width().min(img.height()) as f64).max(1.0);
+            // wide (`FRAME_SIDE`; the detector's smallest window is 20 px), faces of 40 px or more count.
+            let scale = (f64::from(face::FRAME_SIDE) / img.width().min(img.height()) as f64).max(1.0);
             let seen = if scale > 1.0 { imageops::resize(&img, (img.width() as f64 * scale).round() as u32, (img.height() as f64 * scale).round() as u32) } else { img };
             let faces: Vec<[f64; 5]> = face::detect(&seen, 40)
                 .iter()
