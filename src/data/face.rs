@@ -58,11 +58,14 @@ pub fn is_face(img: &RgbImage) -> bool {
 /// The side of the square [`frame_faces`] looks at a generated image in.
 pub const FRAME_SIDE: u32 = 128;
 
+/// The smallest face [`frame_faces`] counts in a [`FRAME_SIDE`] square, in pixels.
+pub const MIN_FRAME_FACE: u32 = 40;
+
 /// The faces [`is_face`] counts, in the coordinates of a [`FRAME_SIDE`] square: the one rule
 /// for finding a face in a small square frame, so callers that need the boxes (where the
 /// generator draws its faces) apply exactly the rule that decides "is it a face".
 pub fn frame_faces(img: &RgbImage) -> Vec<FaceBox> {
-    detect(&imageops::resize(img, FRAME_SIDE, FRAME_SIDE), 40)
+    detect(&imageops::resize(img, FRAME_SIDE, FRAME_SIDE), MIN_FRAME_FACE)
 }
 
 /// Where a face's detector box sits in a square crop: the box's side as a fraction of the

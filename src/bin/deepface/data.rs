@@ -61,10 +61,10 @@ impl Detect {
         for path in &self.images {
             let img = imageops::load(path)?;
             // As `face::is_face` looks at generated faces: small images are looked at 128 px
-            // wide (`FRAME_SIDE`; the detector's smallest window is 20 px), faces of 40 px or more count.
+            // wide (`FRAME_SIDE`; the detector's smallest window is 20 px), faces of `MIN_FRAME_FACE` or more count.
             let scale = (f64::from(face::FRAME_SIDE) / img.width().min(img.height()) as f64).max(1.0);
             let seen = if scale > 1.0 { imageops::resize(&img, (img.width() as f64 * scale).round() as u32, (img.height() as f64 * scale).round() as u32) } else { img };
-            let faces: Vec<[f64; 5]> = face::detect(&seen, 40)
+            let faces: Vec<[f64; 5]> = face::detect(&seen, face::MIN_FRAME_FACE)
                 .iter()
                 .map(|f| [f.x as f64 / scale, f.y as f64 / scale, f.width as f64 / scale, f.height as f64 / scale, f.score])
                 .collect();
