@@ -71,7 +71,32 @@ impl GenerateOptions {
     pub fn validate(&self) -> Result<()> {
         check_factor("temperature", self.temperature)?;
         check_factor("gain", self.gain)?;
-        check_factor("prior gain", self.prior_gain)
+        check_factor("prior gain", self.prior_gain)?;
+        self.check_route()
+    }
+
+    /// Refuses a setting that this model and image prior would not use, by name: a run that
+    /// quietly ignored `--temperature` would look like proof that it changes nothing.
+    /// The temperature spreads the linear model's sample, which only pixel generation draws
+    /// (through the generator the target's person comes from the seed's first face); the gain
+    /// scales the linear model's attribute shift, which the latent code alone never reaches;
+    /// the prior gain pushes the generator's code, which pixels do not have.
+    fn check_route(&self) -> Result<()> {
+        let linear = self.model == ModelKind::Linear;
+        let route = match (self.model, self.prior) {
+            (_, ImagePrior::Latent) => "the latent code alone".to_string(),
+            (m, p) => format!("the {} model on {}", format!("{m:?}").to_lowercase(), if p == ImagePrior::Pixels { "pixels" } else { "the face generator" }),
+        };
+        if self.temperature.is_some() && !(linear && self.prior == ImagePrior::Pixels) {
+            return Err(crate::Error::invalid("temperature", format!("{route} does not use it; it spreads the linear model's sample on pixels (through the face generator the seed's own face sets the person)")));
+        }
+        if self.gain.is_some() && !(linear && self.prior != ImagePrior::Latent) {
+            return Err(crate::Error::invalid("gain", format!("{route} does not use it; it scales the linear model's attribute shift (the latent code's push is the prior gain)")));
+        }
+        if self.prior_gain.is_some() && self.prior == ImagePrior::Pixels {
+            return Err(crate::Error::invalid("prior gain", format!("{route} does not use it; it pushes the face generator's code")));
+        }
+        Ok(())
     }
 }
 
@@ -266,15 +291,45 @@ mod tests {
     #[test]
     fn a_temperature_or_gain_that_is_not_a_number_in_range_is_refused_by_name() {
         use super::{GenerateOptions, ImagePrior};
-        let ok = GenerateOptions { model: crate::fit::bundle::ModelKind::Linear, seed: 1, steps: 1, temperature: Some(0.6), gain: Some(0.0), lr: None, layers: None, poison_at: None, prior: ImagePrior::Generator, prior_gain: Some(10.0) };
-        assert!(ok.validate().is_ok());
+        let pixels = GenerateOptions { model: crate::fit::bundle::ModelKind::Linear, seed: 1, steps: 1, temperature: Some(0.6), gain: Some(0.0), lr: None, layers: None, poison_at: None, prior: ImagePrior::Pixels, prior_gain: None };
+        let generator = GenerateOptions { temperature: None, prior: ImagePrior::Generator, prior_gain: Some(10.0), ..pixels.clone() };
+        assert!(pixels.validate().is_ok() && generator.validate().is_ok());
         for (bad, name) in [
-            (GenerateOptions { temperature: Some(f32::NAN), ..ok.clone() }, "temperature"),
-            (GenerateOptions { gain: Some(-1.0), ..ok.clone() }, "gain"),
-            (GenerateOptions { prior_gain: Some(f32::INFINITY), ..ok.clone() }, "prior gain"),
+            (GenerateOptions { temperature: Some(f32::NAN), ..pixels.clone() }, "temperature"),
+            (GenerateOptions { gain: Some(-1.0), ..pixels.clone() }, "gain"),
+            (GenerateOptions { prior_gain: Some(f32::INFINITY), ..generator.clone() }, "prior gain"),
         ] {
             let e = bad.validate().expect_err("refused").to_string();
             assert!(e.contains(name) && e.contains("between 0 and 10"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_setting_the_chosen_route_would_ignore_is_refused_by_name() {
+        use super::{GenerateOptions, ImagePrior, ModelKind};
+        let pixels = GenerateOptions { model: ModelKind::Linear, seed: 1, steps: 1, temperature: None, gain: None, lr: None, layers: None, poison_at: None, prior: ImagePrior::Pixels, prior_gain: None };
+        let generator = GenerateOptions { prior: ImagePrior::Generator, ..pixels.clone() };
+        let latent = GenerateOptions { prior: ImagePrior::Latent, ..pixels.clone() };
+        let cgmm = GenerateOptions { model: ModelKind::Cgmm, ..pixels.clone() };
+        // Each setting where its route uses it.
+        for ok in [
+            GenerateOptions { temperature: Some(1.0), gain: Some(2.0), ..pixels.clone() },
+            GenerateOptions { gain: Some(2.0), prior_gain: Some(2.0), ..generator.clone() },
+            GenerateOptions { prior_gain: Some(2.0), ..latent.clone() },
+            GenerateOptions { model: ModelKind::Cgmm, prior_gain: Some(2.0), ..generator.clone() },
+        ] {
+            assert!(ok.validate().is_ok(), "{ok:?}");
+        }
+        for (bad, name, route) in [
+            (GenerateOptions { temperature: Some(1.0), ..generator.clone() }, "temperature", "the linear model on the face generator"),
+            (GenerateOptions { temperature: Some(1.0), ..latent.clone() }, "temperature", "the latent code alone"),
+            (GenerateOptions { temperature: Some(1.0), ..cgmm.clone() }, "temperature", "the cgmm model on pixels"),
+            (GenerateOptions { gain: Some(2.0), ..cgmm.clone() }, "gain", "the cgmm model on pixels"),
+            (GenerateOptions { gain: Some(2.0), ..latent.clone() }, "gain", "the latent code alone"),
+            (GenerateOptions { prior_gain: Some(2.0), ..pixels.clone() }, "prior gain", "the linear model on pixels"),
+        ] {
+            let e = bad.validate().expect_err("refused").to_string();
+            assert!(e.contains(name) && e.contains(route) && e.contains("does not use it"), "{e}");
         }
     }
 }

@@ -66,7 +66,7 @@ pub struct Generate {
     /// cgmm (the paper's) or linear (default: the bundle's choice).
     #[arg(long)]
     using: Option<String>,
-    /// Spread of the linear model's samples on pixels (default: the bundle's); through the generator the seed's own face sets the person.
+    /// Spread of the linear model's samples on pixels (default: the bundle's); refused on other routes (through the generator the seed's own face sets the person).
     #[arg(long)]
     temperature: Option<f32>,
     /// Multiplier of the requested attribute change (linear model; default: the bundle's).

@@ -107,6 +107,14 @@ impl QualitySet {
                 let seeds = parse_seeds(&self.seeds)?;
                 let models: Vec<ModelKind> = self.models.split(',').map(|m| m.trim().parse()).collect::<Result<_>>()?;
                 let priors: Vec<ImagePrior> = self.priors.split(',').map(|p| p.trim().parse()).collect::<Result<_>>()?;
+                // Each setting goes to the routes that use it (`GenerateOptions::validate` refuses
+                // it elsewhere); a setting no route of the set uses is refused here, not ignored.
+                if self.temperature.is_some() && !(models.contains(&ModelKind::Linear) && priors.contains(&ImagePrior::Pixels)) {
+                    return Err(Error::invalid("temperature", "no route of this set uses it; it spreads the linear model's sample on pixels (--models linear --priors pixels)"));
+                }
+                if self.prior_gain.is_some() && priors.iter().all(|&p| p == ImagePrior::Pixels) {
+                    return Err(Error::invalid("prior gain", "no route of this set uses it; it pushes the face generator's code (--priors generator or latent)"));
+                }
                 for &model in &models {
                     for &prior in &priors {
                         if prior == ImagePrior::Latent && model == ModelKind::Cgmm {
@@ -116,7 +124,7 @@ impl QualitySet {
                         for spec in &specs {
                             let req = bundle.vocab.parse(spec)?;
                             for &seed in &seeds {
-                                let opts = GenerateOptions { model, seed, steps: self.steps.unwrap_or(default_steps(prior)), temperature: self.temperature, gain: None, lr: None, layers: None, poison_at: None, prior, prior_gain: self.prior_gain };
+                                let opts = GenerateOptions { model, seed, steps: self.steps.unwrap_or(default_steps(prior)), temperature: self.temperature.filter(|_| prior == ImagePrior::Pixels && model == ModelKind::Linear), gain: None, lr: None, layers: None, poison_at: None, prior, prior_gain: self.prior_gain.filter(|_| prior != ImagePrior::Pixels) };
                                 let t = match pollster::block_on(targets(&vgg, &bundle, &req, &opts, device)) {
                                     Ok(t) => t,
                                     Err(Error::Invalid { reason, .. }) => {
