@@ -148,6 +148,8 @@ struct AlterOpts {
     steps: Option<usize>,
     seed: Option<u64>,
     centre_if_no_face: bool,
+    /// The page's "Keep the photo's colours" (`keepColours`).
+    keep_colours: bool,
 }
 
 /// WebGPU when asked for and available, else burn's CPU backend. The wgpu runtime can be
@@ -345,7 +347,7 @@ impl DeepFace {
             let photo = crate::util::imageops::from_rgba(&rgba, width, height).map_err(js_err)?;
             let req = inner.bundle.vocab.parse(&attrs).map_err(js_err)?;
             let steps = o.steps.unwrap_or(edit::DEFAULT_STEPS).clamp(1, 2000);
-            let eo = EditOptions { strength: o.strength.unwrap_or(edit::DEFAULT_STRENGTH), steps, seed: o.seed.unwrap_or(0), centre_if_no_face: o.centre_if_no_face, method: edit::EditMethod::Features };
+            let eo = EditOptions { strength: o.strength.unwrap_or(edit::DEFAULT_STRENGTH), steps, seed: o.seed.unwrap_or(0), centre_if_no_face: o.centre_if_no_face, method: edit::EditMethod::Features, keep_colours: o.keep_colours };
             let t0 = now_ms();
             let e = run_loop(&inner, &on_progress, t0, |cb| edit::alter(&inner.vgg, &inner.bundle, &inner.clf, &photo, &req, &eo, &inner.device, Some(&inner.cancel), true, cb)).await?;
             let out = Object::new();

@@ -447,7 +447,7 @@ async function runEdit(centreIfNoFace = false) {
   if (!attrs) return showMessage('Choose at least one attribute to change (want or not).');
   const photo = state.photo;
   const image = { width: photo.width, height: photo.height, rgba: photo.rgba.slice() };
-  const opts = { strength: Number($('edit-strength').value), steps: Number($('edit-steps').value), centreIfNoFace };
+  const opts = { strength: Number($('edit-strength').value), steps: Number($('edit-steps').value), centreIfNoFace, keepColours: $('keep-colours').checked };
   const r = await run('alter', { attrs, opts, image }, [image.rgba.buffer]);
   if (!r) return;
   $('comparison').hidden = false;

@@ -94,6 +94,16 @@ pub fn is_grey(img: &RgbImage) -> bool {
     spread < 3 * u64::from(img.width()) * u64::from(img.height())
 }
 
+/// `after` with `before`'s colours: each pixel gets `before` plus the change's mean over the
+/// three channels, so an edit keeps its light and shade and loses any tint it brought.
+pub fn brightness_of_change(before: &RgbImage, after: &RgbImage) -> RgbImage {
+    RgbImage::from_fn(after.width(), after.height(), |x, y| {
+        let (b0, b1) = (before.get_pixel(x, y), after.get_pixel(x, y));
+        let mean = (0..3).map(|c| f32::from(b1[c]) - f32::from(b0[c])).sum::<f32>() / 3.0;
+        image::Rgb([0, 1, 2].map(|c| (f32::from(b0[c]) + mean).round().clamp(0.0, 255.0) as u8))
+    })
+}
+
 /// [1, 3, H, W] tensor of RGB values in [0, 1].
 pub fn to_tensor(img: &RgbImage, device: &Device) -> Tensor<4> {
     let (w, h) = img.dimensions();
@@ -132,4 +142,24 @@ pub async fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
 #[cfg(not(target_arch = "wasm32"))]
 pub fn read_native<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
     t.into_data().try_to_vec::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn brightness_of_change_keeps_the_light_and_drops_the_tint() {
+        let before = RgbImage::from_fn(8, 8, |x, y| image::Rgb([(40 + x * 20 + y) as u8, 90, (200 - y * 10) as u8]));
+        // A change with colour in it: red up 30, green up 15, blue down 30 (mean +5).
+        let after = RgbImage::from_fn(8, 8, |x, y| {
+            let p = before.get_pixel(x, y);
+            image::Rgb([p[0] + 30, p[1] + 15, p[2] - 30])
+        });
+        let kept = brightness_of_change(&before, &after);
+        for (b, k) in before.pixels().zip(kept.pixels()) {
+            assert_eq!([0, 1, 2].map(|c| i32::from(k[c]) - i32::from(b[c])), [5; 3]);
+        }
+        assert!(is_grey(&brightness_of_change(&RgbImage::from_pixel(4, 4, image::Rgb([70; 3])), &RgbImage::from_pixel(4, 4, image::Rgb([120, 60, 30])))));
+    }
 }

@@ -129,6 +129,9 @@ pub struct Alter {
     /// features (Deep Feature Interpolation) or latent (through the face generator).
     #[arg(long, default_value = "features")]
     method: String,
+    /// Keep the photo's colours: the face takes only the change's brightness (no tint).
+    #[arg(long)]
+    keep_colours: bool,
     #[arg(long, default_value = "edited.png")]
     out: PathBuf,
     #[command(flatten)]
@@ -137,13 +140,13 @@ pub struct Alter {
 
 impl Alter {
     pub fn run(self, device: &Device) -> Result<()> {
-        let Self { photo, attrs, strength, steps, centre, method, out, bundle } = self;
+        let Self { photo, attrs, strength, steps, centre, method, keep_colours, out, bundle } = self;
         check_output(&out, true)?;
         let (vgg, bundle) = bundle.load(device)?;
         let req = bundle.vocab.parse(&attrs)?;
         let img = imageops::load(&photo)?;
         let clf = bundle.classifier.to_device(device);
-        let opts = deepface::make::edit::EditOptions { strength, steps, seed: 0, centre_if_no_face: centre, method: method.parse()? };
+        let opts = deepface::make::edit::EditOptions { strength, steps, seed: 0, centre_if_no_face: centre, method: method.parse()?, keep_colours };
         let start = Instant::now();
         let e = pollster::block_on(deepface::make::edit::alter(&vgg, &bundle, &clf, &img, &req, &opts, device, None, false, report_steps))?;
         save_png(&e.photo, &out)?;

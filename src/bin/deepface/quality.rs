@@ -47,6 +47,9 @@ pub struct QualitySet {
     /// Edit methods (edits): features (Deep Feature Interpolation), latent (through the generator).
     #[arg(long, default_value = "features,latent")]
     edit_methods: String,
+    /// Edits keep the photos' colours (the face takes only the change's brightness).
+    #[arg(long)]
+    keep_colours: bool,
     /// Edit strength (default: the page's).
     #[arg(long)]
     strength: Option<f32>,
@@ -190,6 +193,7 @@ impl QualitySet {
                             seed: 0,
                             centre_if_no_face: true,
                             method: *method,
+                            keep_colours: self.keep_colours,
                         };
                         for spec in specs.iter().filter(|s| !s.is_empty()) {
                             let req = bundle.vocab.parse(spec)?;
