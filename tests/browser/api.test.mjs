@@ -34,6 +34,9 @@ test('wasm API: load, validate, generate, classify, cancel, busy', { timeout: 60
     out.badModel = await err(() => df.generate('Male', { steps: 2, model: 'gan' }, () => true));
     out.badStrength = await err(() => df.alter(new Uint8Array(64 * 64 * 4).fill(128), 64, 64, 'Smiling', { strength: 100, steps: 2, centreIfNoFace: true }, () => true));
     out.noFace = await err(() => df.alter(new Uint8Array(64 * 64 * 4).fill(128), 64, 64, 'Smiling', { steps: 2 }, () => true));
+    // A setting the chosen route would not use is refused by name (the bundle's default route is
+    // the face generator, where the seed's face sets the person, not a temperature).
+    out.unusedTemperature = await err(() => df.generate('Male', { steps: 2, temperature: 1 }, () => true));
 
     // Two operations at once: the second is refused, the first completes.
     const reports = [];
@@ -53,6 +56,17 @@ test('wasm API: load, validate, generate, classify, cancel, busy', { timeout: 60
     setTimeout(() => df.cancel(), 300);
     out.cancelByCall = await err(() => running);
 
+    // keepColours: the edited image differs from the colour input by the same amount in its
+    // three channels (up to rounding), and it does differ.
+    const k = await df.alter(g.image.rgba, 64, 64, '-Smiling', { steps: 5, centreIfNoFace: true, keepColours: true }, () => true);
+    let tint = 0, light = 0;
+    for (let i = 0; i < k.image.rgba.length; i += 4) {
+      const d = [0, 1, 2].map((c) => k.image.rgba[i + c] - g.image.rgba[i + c]);
+      if ([0, 1, 2].every((c) => k.image.rgba[i + c] > 0 && k.image.rgba[i + c] < 255)) tint = Math.max(tint, Math.max(...d) - Math.min(...d));
+      light = Math.max(light, Math.abs(d[0] + d[1] + d[2]) / 3);
+    }
+    out.keepColours = { tint, light };
+
     // Classify a whole image (the generated face, scaled up): probabilities per attribute.
     const c = await df.classify(g.image.rgba, g.image.width, g.image.height);
     out.classify = [c.probs.length, Math.round(c.probs[0] * 100) / 100 === Math.round(g.probs[0] * 100) / 100];
@@ -69,6 +83,8 @@ test('wasm API: load, validate, generate, classify, cancel, busy', { timeout: 60
   assert.match(r.badModel, /gan/);
   assert.match(r.badStrength, /invalid strength: 100/);
   assert.match(r.noFace, /no face found/);
+  assert.match(r.unusedTemperature, /invalid temperature: the linear model on the face generator does not use it/);
+  assert.ok(r.keepColours.tint <= 5 && r.keepColours.light >= 1, JSON.stringify(r.keepColours));
   assert.match(r.busy, /^busy: another generation or edit is running/);
   assert.deepEqual(r.image, [64, 64, 64 * 64 * 4]);
   assert.equal(r.probs, 6);
