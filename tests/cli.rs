@@ -84,6 +84,10 @@ fn generate_classify_alter_and_bad_requests() {
     assert!(ok, "{stderr}");
     let original = image::open(&serious).unwrap();
     assert_eq!(image::open(&edited).unwrap().width(), original.width(), "the whole photo comes back at full size");
+    // A black-and-white photo (this one exactly grey) takes only the change's brightness: it
+    // stays black and white, up to rounding.
+    let spread = image::open(&edited).unwrap().to_rgb8().pixels().map(|p| p.0.iter().max().unwrap() - p.0.iter().min().unwrap()).max().unwrap();
+    assert!(spread <= 5, "the edit tinted a black-and-white photo: channels up to {spread} levels apart");
     let smiling: Vec<f32> = stdout
         .lines()
         .find(|l| l.starts_with("Smiling"))
