@@ -277,7 +277,7 @@ impl DeepFace {
             set(&out, "image", image_obj(&r.image));
             set(&out, "probs", js_sys::Float32Array::from(probs.as_slice()));
             set(&out, "faceFound", face_found);
-            set(&out, "model", format!("{model:?}").to_lowercase());
+            set(&out, "model", model.name());
             set(&out, "prior", prior.name());
             set(&out, "steps", steps as u32);
             set(&out, "msPerStep", (now_ms() - t0) / steps as f64);

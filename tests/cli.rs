@@ -132,6 +132,9 @@ fn generate_classify_alter_and_bad_requests() {
         (vec!["evaluate", "--lr=-1"], "invalid learning rate: -1; must be a positive number"),
         (vec!["evaluate", "--steps", "0"], "invalid steps: 0; at least 1 step is needed"),
         (vec!["generate", "--attrs", "Male", "--layers", "conv9_9"], "unknown layer `conv9_9`"),
+        // A setting the route would not use is refused, not ignored.
+        (vec!["generate", "--attrs", "Male", "--prior", "generator", "--temperature", "1"], "invalid temperature: the linear model on the face generator does not use it"),
+        (vec!["quality-set", "edits", "--out", "/tmp/deepface-never-written", "--temperature", "1"], "invalid temperature: `quality-set edits` does not use it"),
         (vec!["generate", "--attrs", "Male", "--using", "linear", "--layers", "conv2_1"], "the model predicts conv3_1, conv4_1, conv5_1; `conv2_1` is not among them"),
         // Refused before the linear faces are made, not minutes later at the cGMM.
         (vec!["evaluate", "--models", "linear,cgmm", "--layers", "conv3_1,conv4_1"], "the model predicts conv3_1; `conv4_1` is not among them"),

@@ -50,7 +50,7 @@ pub fn detect(img: &RgbImage, min_face: u32) -> Vec<FaceBox> {
 /// accepts: the one test of "is it a face" for the page's verdict, the evaluation and the
 /// training-data filter. The detector's smallest window is 20 px, so the image is looked at
 /// 128 px wide (faces filling a 64 px frame are found far more reliably after the upscale), and
-/// a face must be 40 px or more: a face-like texture in a corner does not count.
+/// a face must be [`MIN_FRAME_FACE`] or more: a face-like texture in a corner does not count.
 pub fn is_face(img: &RgbImage) -> bool {
     !frame_faces(img).is_empty()
 }

@@ -27,6 +27,16 @@ pub enum ModelKind {
     Linear,
 }
 
+impl ModelKind {
+    /// The name the CLI, the page and the scoreboard's groups use.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Cgmm => "cgmm",
+            ModelKind::Linear => "linear",
+        }
+    }
+}
+
 impl std::str::FromStr for ModelKind {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {

@@ -67,7 +67,8 @@ pub fn layers_to_match(bundle: &Bundle, model: ModelKind, asked: Option<&[Layer]
 impl GenerateOptions {
     /// Refuses a temperature or gain that is not a finite number in [0, 10] (NaN would turn
     /// the target or the latent code into NaN, and the run would stop later with a message
-    /// about the optimisation rather than about the setting).
+    /// about the optimisation rather than about the setting), and one the route would not use
+    /// ([`route_uses`]).
     pub fn validate(&self) -> Result<()> {
         check_factor("temperature", self.temperature)?;
         check_factor("gain", self.gain)?;
@@ -77,27 +78,42 @@ impl GenerateOptions {
 
     /// Refuses a setting that this model and image prior would not use, by name: a run that
     /// quietly ignored `--temperature` would look like proof that it changes nothing.
-    /// The temperature spreads the linear model's sample, which only pixel generation draws
-    /// (through the generator the target's person comes from the seed's first face); the gain
-    /// scales the linear model's attribute shift, which the latent code alone never reaches;
-    /// the prior gain pushes the generator's code, which pixels do not have.
     fn check_route(&self) -> Result<()> {
-        let linear = self.model == ModelKind::Linear;
-        let route = match (self.model, self.prior) {
-            (_, ImagePrior::Latent) => "the latent code alone".to_string(),
-            (m, p) => format!("the {} model on {}", format!("{m:?}").to_lowercase(), if p == ImagePrior::Pixels { "pixels" } else { "the face generator" }),
+        let uses = route_uses(self.model, self.prior);
+        let route = match self.prior {
+            ImagePrior::Latent => "the latent code alone".to_string(),
+            ImagePrior::Pixels => format!("the {} model on pixels", self.model.name()),
+            ImagePrior::Generator => format!("the {} model on the face generator", self.model.name()),
         };
-        if self.temperature.is_some() && !(linear && self.prior == ImagePrior::Pixels) {
+        if self.temperature.is_some() && !uses.temperature {
             return Err(crate::Error::invalid("temperature", format!("{route} does not use it; it spreads the linear model's sample on pixels (through the face generator the seed's own face sets the person)")));
         }
-        if self.gain.is_some() && !(linear && self.prior != ImagePrior::Latent) {
+        if self.gain.is_some() && !uses.gain {
             return Err(crate::Error::invalid("gain", format!("{route} does not use it; it scales the linear model's attribute shift (the latent code's push is the prior gain)")));
         }
-        if self.prior_gain.is_some() && self.prior == ImagePrior::Pixels {
+        if self.prior_gain.is_some() && !uses.prior_gain {
             return Err(crate::Error::invalid("prior gain", format!("{route} does not use it; it pushes the face generator's code")));
         }
         Ok(())
     }
+}
+
+/// Which optional settings a route (model and image prior) reads: the one rule that
+/// [`GenerateOptions::validate`] refuses by and `quality-set` hands its settings out by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RouteUses {
+    /// The spread of the linear model's sample, which only pixel generation draws (through
+    /// the generator the target's person comes from the seed's first face).
+    pub temperature: bool,
+    /// The linear model's attribute shift, which the latent code alone never reaches.
+    pub gain: bool,
+    /// The push of the generator's code, which pixels do not have.
+    pub prior_gain: bool,
+}
+
+pub fn route_uses(model: ModelKind, prior: ImagePrior) -> RouteUses {
+    let linear = model == ModelKind::Linear;
+    RouteUses { temperature: linear && prior == ImagePrior::Pixels, gain: linear && prior != ImagePrior::Latent, prior_gain: prior != ImagePrior::Pixels }
 }
 
 /// `Some(v)` must be finite and within [0, 10], the range a bundle's own defaults are held to.

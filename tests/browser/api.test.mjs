@@ -34,9 +34,9 @@ test('wasm API: load, validate, generate, classify, cancel, busy', { timeout: 60
     out.badModel = await err(() => df.generate('Male', { steps: 2, model: 'gan' }, () => true));
     out.badStrength = await err(() => df.alter(new Uint8Array(64 * 64 * 4).fill(128), 64, 64, 'Smiling', { strength: 100, steps: 2, centreIfNoFace: true }, () => true));
     out.noFace = await err(() => df.alter(new Uint8Array(64 * 64 * 4).fill(128), 64, 64, 'Smiling', { steps: 2 }, () => true));
-    // A setting the chosen route would not use is refused by name (the bundle's default route is
-    // the face generator, where the seed's face sets the person, not a temperature).
-    out.unusedTemperature = await err(() => df.generate('Male', { steps: 2, temperature: 1 }, () => true));
+    // A setting the chosen route would not use is refused by name (through the face generator
+    // the seed's face sets the person, not a temperature).
+    out.unusedTemperature = await err(() => df.generate('Male', { steps: 2, model: 'linear', prior: 'generator', temperature: 1 }, () => true));
 
     // Two operations at once: the second is refused, the first completes.
     const reports = [];

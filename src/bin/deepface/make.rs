@@ -69,7 +69,7 @@ pub struct Generate {
     /// Spread of the linear model's samples on pixels (default: the bundle's); refused on other routes (through the generator the seed's own face sets the person).
     #[arg(long)]
     temperature: Option<f32>,
-    /// Multiplier of the requested attribute change (linear model; default: the bundle's).
+    /// Multiplier of the requested attribute change (linear model on pixels or the generator; default: the bundle's).
     #[arg(long)]
     gain: Option<f32>,
     /// Layers to match, comma-separated, among the model's (default: those down to conv4_1).

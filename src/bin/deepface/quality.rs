@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use deepface::data::dcgan::Generator;
 use deepface::fit::bundle::{Bundle, ModelKind};
-use deepface::make::generate::{default_steps, generate, targets, GenerateOptions};
+use deepface::make::generate::{default_steps, generate, route_uses, targets, GenerateOptions, RouteUses};
 use deepface::make::prior::{self, ImagePrior};
 use deepface::util::imageops;
 use deepface::{Error, Result};
@@ -96,6 +96,17 @@ impl QualitySet {
         // Refused before any image is made (a request the model cannot make is skipped below).
         deepface::make::generate::check_factor("temperature", self.temperature)?;
         deepface::make::generate::check_factor("prior gain", self.prior_gain)?;
+        // A setting this kind of set does not use is refused, not ignored.
+        let generated = self.kind == "generated";
+        for (name, given, used) in [
+            ("temperature", self.temperature.is_some(), generated),
+            ("prior gain", self.prior_gain.is_some(), generated),
+            ("keep colours", self.keep_colours, self.kind == "edits"),
+        ] {
+            if given && !used {
+                return Err(Error::invalid(name, format!("`quality-set {}` does not use it", self.kind)));
+            }
+        }
         let (vgg, bundle) = self.bundle.load(device)?;
         std::fs::create_dir_all(&self.out).map_err(|e| Error::io(self.out.display(), e))?;
         let specs: Vec<String> = self.requests.split(';').map(|s| s.trim().to_string()).collect();
@@ -110,41 +121,41 @@ impl QualitySet {
                 let seeds = parse_seeds(&self.seeds)?;
                 let models: Vec<ModelKind> = self.models.split(',').map(|m| m.trim().parse()).collect::<Result<_>>()?;
                 let priors: Vec<ImagePrior> = self.priors.split(',').map(|p| p.trim().parse()).collect::<Result<_>>()?;
+                // The latent code alone does not use the VGG model: once, under the linear model.
+                let routes: Vec<(ModelKind, ImagePrior)> =
+                    models.iter().flat_map(|&m| priors.iter().map(move |&p| (m, p))).filter(|&(m, p)| !(p == ImagePrior::Latent && m == ModelKind::Cgmm)).collect();
                 // Each setting goes to the routes that use it (`GenerateOptions::validate` refuses
                 // it elsewhere); a setting no route of the set uses is refused here, not ignored.
-                if self.temperature.is_some() && !(models.contains(&ModelKind::Linear) && priors.contains(&ImagePrior::Pixels)) {
+                let uses: Vec<RouteUses> = routes.iter().map(|&(m, p)| route_uses(m, p)).collect();
+                if self.temperature.is_some() && !uses.iter().any(|u| u.temperature) {
                     return Err(Error::invalid("temperature", "no route of this set uses it; it spreads the linear model's sample on pixels (--models linear --priors pixels)"));
                 }
-                if self.prior_gain.is_some() && priors.iter().all(|&p| p == ImagePrior::Pixels) {
+                if self.prior_gain.is_some() && !uses.iter().any(|u| u.prior_gain) {
                     return Err(Error::invalid("prior gain", "no route of this set uses it; it pushes the face generator's code (--priors generator or latent)"));
                 }
-                for &model in &models {
-                    for &prior in &priors {
-                        if prior == ImagePrior::Latent && model == ModelKind::Cgmm {
-                            continue; // the latent code alone does not use the VGG model
-                        }
-                        let group = if prior == ImagePrior::Latent { "latent".to_string() } else { format!("{}-{}", format!("{model:?}").to_lowercase(), prior.name()) };
-                        for spec in &specs {
-                            let req = bundle.vocab.parse(spec)?;
-                            for &seed in &seeds {
-                                let opts = GenerateOptions { model, seed, steps: self.steps.unwrap_or(default_steps(prior)), temperature: self.temperature.filter(|_| prior == ImagePrior::Pixels && model == ModelKind::Linear), gain: None, lr: None, layers: None, poison_at: None, prior, prior_gain: self.prior_gain.filter(|_| prior != ImagePrior::Pixels) };
-                                let t = match pollster::block_on(targets(&vgg, &bundle, &req, &opts, device)) {
-                                    Ok(t) => t,
-                                    Err(Error::Invalid { reason, .. }) => {
-                                        eprintln!("{group} cannot make `{spec}`: {reason}");
-                                        break;
-                                    }
-                                    Err(e) => return Err(e),
-                                };
-                                let started = std::time::Instant::now();
-                                let r = pollster::block_on(generate(&vgg, &bundle, &req, &t, &opts, device, None, false, |_| true))?;
-                                let secs = started.elapsed().as_secs_f64();
-                                let rel = format!("{group}/{}/seed{seed}.png", folder_name(spec));
-                                save(&r.image, &rel)?;
-                                let ours = scores(&bundle, &classify(&vgg, &bundle, &r.image, device)?);
-                                eprintln!("{rel}: {secs:.1} s");
-                                items.push(json!({"file": rel, "model": group, "request": spec, "wants": wants(&bundle, spec)?, "seed": seed, "seconds": secs, "ours": ours}));
-                            }
+                for &(model, prior) in &routes {
+                    let uses = route_uses(model, prior);
+                    let group = if prior == ImagePrior::Latent { "latent".to_string() } else { format!("{}-{}", model.name(), prior.name()) };
+                    for spec in &specs {
+                        let req = bundle.vocab.parse(spec)?;
+                        for &seed in &seeds {
+                            let opts = GenerateOptions { model, seed, steps: self.steps.unwrap_or(default_steps(prior)), temperature: self.temperature.filter(|_| uses.temperature), gain: None, lr: None, layers: None, poison_at: None, prior, prior_gain: self.prior_gain.filter(|_| uses.prior_gain) };
+                            let t = match pollster::block_on(targets(&vgg, &bundle, &req, &opts, device)) {
+                                Ok(t) => t,
+                                Err(Error::Invalid { reason, .. }) => {
+                                    eprintln!("{group} cannot make `{spec}`: {reason}");
+                                    break;
+                                }
+                                Err(e) => return Err(e),
+                            };
+                            let started = std::time::Instant::now();
+                            let r = pollster::block_on(generate(&vgg, &bundle, &req, &t, &opts, device, None, false, |_| true))?;
+                            let secs = started.elapsed().as_secs_f64();
+                            let rel = format!("{group}/{}/seed{seed}.png", folder_name(spec));
+                            save(&r.image, &rel)?;
+                            let ours = scores(&bundle, &classify(&vgg, &bundle, &r.image, device)?);
+                            eprintln!("{rel}: {secs:.1} s");
+                            items.push(json!({"file": rel, "model": group, "request": spec, "wants": wants(&bundle, spec)?, "seed": seed, "seconds": secs, "ours": ours}));
                         }
                     }
                 }
