@@ -133,8 +133,7 @@ impl QualitySet {
                 if self.prior_gain.is_some() && !uses.iter().any(|u| u.prior_gain) {
                     return Err(Error::invalid("prior gain", "no route of this set uses it; it pushes the face generator's code (--priors generator or latent)"));
                 }
-                for &(model, prior) in &routes {
-                    let uses = route_uses(model, prior);
+                for (&(model, prior), uses) in routes.iter().zip(&uses) {
                     let group = if prior == ImagePrior::Latent { "latent".to_string() } else { format!("{}-{}", model.name(), prior.name()) };
                     for spec in &specs {
                         let req = bundle.vocab.parse(spec)?;
