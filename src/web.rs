@@ -119,8 +119,9 @@ struct Defaults {
     edit_strength: f32,
 }
 
+/// `generate`'s options. Unknown keys are refused (see [`options`]).
 #[derive(Deserialize, Default)]
-#[serde(default, rename_all = "camelCase")]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 struct GenOpts {
     seed: Option<u64>,
     steps: Option<usize>,
@@ -130,19 +131,65 @@ struct GenOpts {
     /// "generator", "pixels" or "latent" (default: generator where the bundle has one).
     prior: Option<String>,
     prior_gain: Option<f32>,
-    /// Preview only: with `false`, the image alone (the page draws it at once and asks for its
-    /// scores with `score_face` after).
-    scores: Option<bool>,
     /// Fault injection (tests): the loss turns NaN from this step on.
     nan_at_step: Option<usize>,
+}
+
+/// `preview`'s options: the latent code alone reads only these, so a model, temperature or
+/// steps given to it are refused rather than silently unused.
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+struct PreviewOpts {
+    seed: Option<u64>,
+    prior_gain: Option<f32>,
+    /// With `false`, the image alone (the page draws it at once and asks for its scores with
+    /// `score_face` after).
+    scores: Option<bool>,
+}
+
+/// The most steps one call of the page's API runs: the page offers fewer, and a larger number
+/// from a script is refused, not clamped.
+const MAX_STEPS: usize = 2000;
+
+/// A call's options object, read strictly: a misspelt key or a value of the wrong type is
+/// refused by name instead of every option quietly falling back to its default. `undefined`
+/// or `null` means all defaults.
+fn options<T: serde::de::DeserializeOwned + Default>(opts: JsValue, call: &str) -> Result<T, JsValue> {
+    if opts.is_undefined() || opts.is_null() {
+        return Ok(T::default());
+    }
+    let bad = |why: String| js_err(Error::invalid(format!("{call} options"), why));
+    let value: serde_json::Value = serde_wasm_bindgen::from_value(opts).map_err(|e| bad(e.to_string()))?;
+    let serde_json::Value::Object(map) = value else {
+        return Err(bad(format!("{value} is not an object such as {{ seed: 7 }}")));
+    };
+    // Each key on its own first, so that a value of the wrong type names its key.
+    for (k, v) in &map {
+        let one = serde_json::Value::Object(std::iter::once((k.clone(), v.clone())).collect());
+        serde_json::from_value::<T>(one).map_err(|e| {
+            let e = e.to_string();
+            bad(if e.starts_with("unknown field") { e } else { format!("`{k}`: {e}") })
+        })?;
+    }
+    serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| bad(e.to_string()))
+}
+
+/// `steps` as given, or `default`; more than [`MAX_STEPS`] is refused (0 is refused by the
+/// optimiser itself, with the CLI's message).
+fn steps_of(steps: Option<usize>, default: usize) -> Result<usize, JsValue> {
+    match steps {
+        Some(n) if n > MAX_STEPS => Err(js_err(Error::invalid("steps", format!("{n}; the page runs at most {MAX_STEPS}")))),
+        n => Ok(n.unwrap_or(default)),
+    }
 }
 
 fn default_prior(b: &Bundle) -> ImagePrior {
     if b.prior.is_some() { ImagePrior::Generator } else { ImagePrior::Pixels }
 }
 
+/// `alter`'s options. Unknown keys are refused (see [`options`]).
 #[derive(Deserialize, Default)]
-#[serde(default, rename_all = "camelCase")]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 struct AlterOpts {
     strength: Option<f32>,
     steps: Option<usize>,
@@ -255,7 +302,7 @@ impl DeepFace {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let _guard = begin(&inner)?;
-            let o: GenOpts = serde_wasm_bindgen::from_value(opts).unwrap_or_default();
+            let o: GenOpts = options(opts, "generate")?;
             let b = &inner.bundle;
             let req = b.vocab.parse(&attrs).map_err(js_err)?;
             let model = match o.model {
@@ -266,7 +313,7 @@ impl DeepFace {
                 Some(p) => p.parse().map_err(js_err)?,
                 None => default_prior(b),
             };
-            let steps = o.steps.unwrap_or(generate::default_steps(prior)).clamp(1, 2000);
+            let steps = steps_of(o.steps, generate::default_steps(prior))?;
             let opts = GenerateOptions { model, seed: o.seed.unwrap_or(0), steps, temperature: o.temperature, gain: o.gain, lr: None, layers: None, poison_at: o.nan_at_step, prior, prior_gain: o.prior_gain };
             let t0 = now_ms();
             let targets = generate::targets(&inner.vgg, b, &req, &opts, &inner.device).await.map_err(js_err)?;
@@ -280,7 +327,7 @@ impl DeepFace {
             set(&out, "model", model.name());
             set(&out, "prior", prior.name());
             set(&out, "steps", steps as u32);
-            set(&out, "msPerStep", (now_ms() - t0) / steps as f64);
+            set(&out, "msPerStep", (now_ms() - t0) / steps.max(1) as f64);
             Ok(out.into())
         })
     }
@@ -292,7 +339,7 @@ impl DeepFace {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let _guard = begin(&inner)?;
-            let o: GenOpts = serde_wasm_bindgen::from_value(opts).unwrap_or_default();
+            let o: PreviewOpts = options(opts, "preview")?;
             let b = &inner.bundle;
             let req = b.vocab.parse(&attrs).map_err(js_err)?;
             let t0 = now_ms();
@@ -343,10 +390,10 @@ impl DeepFace {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let _guard = begin(&inner)?;
-            let o: AlterOpts = serde_wasm_bindgen::from_value(opts).unwrap_or_default();
+            let o: AlterOpts = options(opts, "alter")?;
             let photo = crate::util::imageops::from_rgba(&rgba, width, height).map_err(js_err)?;
             let req = inner.bundle.vocab.parse(&attrs).map_err(js_err)?;
-            let steps = o.steps.unwrap_or(edit::DEFAULT_STEPS).clamp(1, 2000);
+            let steps = steps_of(o.steps, edit::DEFAULT_STEPS)?;
             let eo = EditOptions { strength: o.strength.unwrap_or(edit::DEFAULT_STRENGTH), steps, seed: o.seed.unwrap_or(0), centre_if_no_face: o.centre_if_no_face, method: edit::EditMethod::Features, keep_colours: o.keep_colours };
             let t0 = now_ms();
             let e = run_loop(&inner, &on_progress, t0, |cb| edit::alter(&inner.vgg, &inner.bundle, &inner.clf, &photo, &req, &eo, &inner.device, Some(&inner.cancel), true, cb)).await?;
@@ -363,7 +410,7 @@ impl DeepFace {
             set(&bx, "y", e.rect.1);
             set(&bx, "side", e.rect.2);
             set(&out, "box", bx);
-            set(&out, "msPerStep", (now_ms() - t0) / steps as f64);
+            set(&out, "msPerStep", (now_ms() - t0) / steps.max(1) as f64);
             Ok(out.into())
         })
     }

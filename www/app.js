@@ -139,8 +139,11 @@ async function loadModel({ keepMessage = false } = {}) {
       state.editDefaults = true;
     }
     applyUrl();
+    if (state.userModel) await useModel(state.userModel);
     renderInfo();
   } catch (e) {
+    // Nothing runs until a model is loaded (Generate and Edit stay disabled).
+    state.info = null;
     setStatus('The model could not be loaded.');
     showMessage(`Could not load the model: ${e.message}`, { label: 'Try again', run: loadModel });
   } finally {
@@ -252,7 +255,7 @@ function writeUrl() {
 
 function applyUrl() {
   const p = new URLSearchParams(location.search);
-  if (p.has('seed')) $('seed').value = String(Math.max(0, Math.floor(Number(p.get('seed')) || 0)));
+  if (p.has('seed')) $('seed').value = String(Math.min(4294967295, Math.max(0, Math.floor(Number(p.get('seed')) || 0))));
   if (['linear', 'cgmm'].includes(p.get('model'))) $('model').value = p.get('model');
   else $('model').value = state.info.default_model;
   const d = state.info.defaults;
@@ -260,7 +263,7 @@ function applyUrl() {
   $('prior').querySelector('option[value="generator"]').disabled = !state.info.has_prior;
   $('prior').value = state.info.has_prior && p.get('prior') !== 'pixels' ? 'generator' : 'pixels';
   const stepsOf = () => ($('prior').value === 'generator' ? d.prior_steps : d.steps);
-  $('steps').value = String(p.has('steps') ? Math.min(1000, Math.max(10, Number(p.get('steps')) || stepsOf())) : stepsOf());
+  $('steps').value = String(p.has('steps') ? Math.min(1000, Math.max(10, Math.round(Number(p.get('steps'))) || stepsOf())) : stepsOf());
   const unknown = setSpec(p.get('attrs') || '');
   if (unknown.length) {
     const valid = state.info.attributes.map((a) => a.name).join(', ');
@@ -325,9 +328,35 @@ function setBusy(b) {
   state.busy = b;
   $('generate').disabled = b || !state.info;
   $('edit').disabled = b || !state.info || !state.photo;
-  $('cancel').disabled = !b;
+  // Only a generation or an edit can be cancelled (not a download or a photo's reading).
+  $('cancel').disabled = !b || !state.running;
   $('backend').disabled = b;
   $('model-file').disabled = b || !state.info;
+  // Screen readers hear the outcome, not every step.
+  $('progress-text').setAttribute('aria-busy', String(b));
+  $('status').setAttribute('aria-busy', String(Boolean(state.loading)));
+}
+
+// A whole-number field checked against its own min and max. Without `quiet`, a bad value is
+// explained by the field's name (and focused); either way it gives null and nothing runs.
+function fieldInt(id, name, quiet = false) {
+  const el = $(id);
+  const v = Number(el.value);
+  const [lo, hi] = [Number(el.min), Number(el.max)];
+  if (el.value.trim() !== '' && Number.isInteger(v) && v >= lo && v <= hi) return v;
+  if (!quiet) {
+    showMessage(`${name} must be a whole number from ${lo} to ${hi}; it is ${el.value.trim() === '' ? 'empty or not a number' : `“${el.value}”`}.`);
+    el.focus();
+  }
+  return null;
+}
+
+// The worker's backend failed for good: restart it on the CPU, keeping the settings.
+function restartAfterFatal(e) {
+  showMessage(`The compute backend failed (${e.message}). Restarted on the CPU; your settings are kept.`);
+  state.backend = 'cpu';
+  $('backend').value = 'cpu';
+  loadModel({ keepMessage: true });
 }
 
 function onProgress(p) {
@@ -338,6 +367,8 @@ function onProgress(p) {
 
 async function run(kind, payload, transfer) {
   hideMessage();
+  state.running = true;
+  state.cancelRequested = false;
   setBusy(true);
   $('verdict').textContent = '';
   $('progress').value = 0;
@@ -347,6 +378,9 @@ async function run(kind, payload, transfer) {
     // A preview still in the worker finishes first (the worker runs one call at a time); the
     // page already shows this run as started, and the preview will not be drawn over it.
     if (state.previewing) await state.previewing;
+    // Cancel pressed while that preview finished: the run never starts (the worker would
+    // otherwise clear the cancel as the run begins).
+    if (state.cancelRequested) throw new Error('cancelled before it started');
     const r = await call(kind, payload, onProgress, transfer);
     state.timings.run = { total: performance.now() - t0, perStep: r.msPerStep };
     state.result = r.image;
@@ -363,10 +397,7 @@ async function run(kind, payload, transfer) {
     } else if (/^cancelled/.test(e.message)) {
       $('progress-text').textContent = `Cancelled (${e.message.replace('cancelled ', '')}).`;
     } else if (e.fatal) {
-      showMessage(`The compute backend failed (${e.message}). Restarted on the CPU; your settings are kept.`);
-      state.backend = 'cpu';
-      $('backend').value = 'cpu';
-      loadModel({ keepMessage: true });
+      restartAfterFatal(e);
     } else if (/diverged at step (\d+)/.test(e.message)) {
       const step = e.message.match(/diverged at step (\d+)/)[1];
       showMessage(`The optimisation went wrong at step ${step} (its loss stopped being a number) and was stopped; nothing else changed. Try again, or another seed.`);
@@ -380,6 +411,7 @@ async function run(kind, payload, transfer) {
     }
     return null;
   } finally {
+    state.running = false;
     setBusy(false);
   }
 }
@@ -405,9 +437,13 @@ function schedulePreview() {
       const t0 = performance.now();
       try {
         // The image first (one generator pass), drawn at once; its scores follow.
-        const r = await call('preview', { attrs: attrSpec(), opts: { seed: Number($('seed').value) >>> 0, scores: false } });
+        const seed = fieldInt('seed', 'Seed', true);
+        if (seed === null) break; // explained when Generate is pressed
+        const r = await call('preview', { attrs: attrSpec(), opts: { seed, scores: false } });
         if (state.busy || $('generate-panel').hidden) break; // a generation started, or the user left the tab
         state.result = r.image;
+        writeUrl();
+        state.shown = { url: location.href, name: `${attrSpec().replace(/[^A-Za-z0-9_=,.-]/g, '') || 'face'}-${seed}-preview` };
         draw($('canvas'), r.image);
         // From the control's change to the new face on the canvas, as the user waits for it.
         $('canvas').dataset.previewDrawMs = String(Math.round(performance.now() - t0));
@@ -422,7 +458,8 @@ function schedulePreview() {
         $('canvas').dataset.previews = String(Number($('canvas').dataset.previews || 0) + 1);
       } catch (e) {
         // An attribute set the model refuses (two of one group) is explained on Generate.
-        if (!state.busy && !/busy/.test(e.message)) $('progress-text').textContent = `No preview: ${e.message}`;
+        if (e.fatal) restartAfterFatal(e);
+        else if (!state.busy && !/busy/.test(e.message) && !e.handled) $('progress-text').textContent = `No preview: ${e.message}`;
         break;
       }
     } while (state.previewAgain);
@@ -431,12 +468,17 @@ function schedulePreview() {
 }
 
 async function runGenerate() {
+  const [seed, steps] = [fieldInt('seed', 'Seed'), fieldInt('steps', 'Steps')];
+  if (seed === null || steps === null) return;
   writeUrl();
-  const opts = { seed: Number($('seed').value) >>> 0, steps: Number($('steps').value), model: $('model').value, prior: $('prior').value };
+  const opts = { seed, steps, model: $('model').value, prior: $('prior').value };
+  // What the link and the download name describe: this face, even after the fields change.
+  const shown = { url: location.href, name: `${attrSpec().replace(/[^A-Za-z0-9_=,.-]/g, '') || 'face'}-${seed}` };
   if (state.nanAtStep) { opts.nanAtStep = state.nanAtStep; state.nanAtStep = null; }
   $('comparison').hidden = true;
   const r = await run('generate', { attrs: attrSpec(), opts });
   if (!r) return;
+  state.shown = shown;
   renderScores(r.probs);
   $('verdict').textContent = r.faceFound ? 'The face detector finds a face in it.' : 'The face detector does not find a face in it: try another seed or more steps.';
   $('verdict').dataset.face = String(r.faceFound);
@@ -445,11 +487,14 @@ async function runGenerate() {
 async function runEdit(centreIfNoFace = false) {
   const attrs = attrSpec();
   if (!attrs) return showMessage('Choose at least one attribute to change (want or not).');
+  const steps = fieldInt('edit-steps', 'Edit steps');
+  if (steps === null) return;
   const photo = state.photo;
   const image = { width: photo.width, height: photo.height, rgba: photo.rgba.slice() };
-  const opts = { strength: Number($('edit-strength').value), steps: Number($('edit-steps').value), centreIfNoFace, keepColours: $('keep-colours').checked };
+  const opts = { strength: Number($('edit-strength').value), steps, centreIfNoFace, keepColours: $('keep-colours').checked };
   const r = await run('alter', { attrs, opts, image }, [image.rgba.buffer]);
   if (!r) return;
+  state.shown = { url: null, name: `edited-${attrs.replace(/[^A-Za-z0-9_=,.-]/g, '')}` };
   $('comparison').hidden = false;
   draw($('before'), r.before);
   draw($('after'), r.after);
@@ -478,7 +523,11 @@ async function readPhoto(file) {
     const w = Math.max(1, Math.round(width * s));
     const h = Math.max(1, Math.round(height * s));
     bmp.close();
-    bmp = await createImageBitmap(file, { resizeWidth: w, resizeHeight: h, resizeQuality: 'high' });
+    try {
+      bmp = await createImageBitmap(file, { resizeWidth: w, resizeHeight: h, resizeQuality: 'high' });
+    } catch {
+      return showMessage(`“${file.name}” (${width}×${height}) could not be scaled down to ${w}×${h} in this browser: try a smaller photo.`);
+    }
     note = `Scaled down from ${width}×${height} to ${w}×${h}.`;
     width = w; height = h;
   }
@@ -502,7 +551,8 @@ async function readPhoto(file) {
       renderScores(r.probs);
       if (r.faces === 0) showMessage('No face found in this photo; an edit would need the centre of the photo.', { label: 'Edit the centre', run: () => runEdit(true) });
     } catch (e) {
-      if (!e.handled) showMessage(e.message);
+      if (e.fatal) restartAfterFatal(e);
+      else if (!e.handled) showMessage(e.message);
     } finally {
       setBusy(false);
     }
@@ -517,17 +567,28 @@ async function useModelFile(file) {
   setBusy(true);
   try {
     const bytes = await file.arrayBuffer();
-    const r = await call('useModel', { bundle: bytes }, null, [bytes]);
-    state.info = r.info;
-    state.sizes = { ...state.sizes, bundle: r.bytes };
-    buildPicker(r.info);
-    renderInfo();
-    setStatus(`Ready: model “${file.name}” loaded, running on ${r.info.backend}.`);
+    await useModel({ name: file.name, bytes });
   } catch (e) {
-    showMessage(`Could not use “${file.name}”: ${e.message}. The previous model is still loaded.`);
+    if (e.fatal) restartAfterFatal(e);
+    else showMessage(`Could not use “${file.name}”: ${e.message}. The previous model is still loaded.`);
   } finally {
     setBusy(false);
   }
+}
+
+// Loads the user's model into the worker and the page: the picked attributes, seed and image
+// model carry over where the model has them. Kept, so that a reload (another backend, a lost
+// device) brings it back instead of the default.
+async function useModel(model) {
+  writeUrl();
+  const r = await call('useModel', { bundle: model.bytes.slice(0) }, null);
+  state.userModel = model;
+  state.info = r.info;
+  state.sizes = { ...state.sizes, bundle: r.bytes };
+  buildPicker(r.info);
+  applyUrl();
+  renderInfo();
+  setStatus(`Ready: model “${model.name}” loaded, running on ${r.info.backend}.`);
 }
 
 // ---------- wiring ----------
@@ -543,7 +604,7 @@ function wire() {
   $('tab-edit').onclick = () => selectTab(true);
   $('generate').onclick = runGenerate;
   $('edit').onclick = () => runEdit(false);
-  $('cancel').onclick = () => state.worker && state.worker.postMessage({ type: 'cancel' });
+  $('cancel').onclick = () => { state.cancelRequested = true; if (state.worker) state.worker.postMessage({ type: 'cancel' }); };
   $('dice').onclick = () => { $('seed').value = String(crypto.getRandomValues(new Uint32Array(1))[0]); writeUrl(); schedulePreview(); };
   for (const id of ['model', 'steps']) $(id).onchange = writeUrl;
   $('seed').onchange = () => { writeUrl(); schedulePreview(); };
@@ -562,6 +623,8 @@ function wire() {
   const drop = $('drop');
   drop.ondragover = (e) => { e.preventDefault(); drop.classList.add('over'); };
   drop.ondragleave = () => drop.classList.remove('over');
+  // The drop zone is focusable: Enter or Space opens the file chooser.
+  drop.onkeydown = (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); $('file').click(); } };
   drop.ondrop = (e) => { e.preventDefault(); drop.classList.remove('over'); selectTab(true); readPhoto(e.dataTransfer.files[0]); };
   $('download-png').onclick = () => {
     const img = state.result;
@@ -572,14 +635,16 @@ function wire() {
     c.toBlob((blob) => {
       const a = document.createElement('a');
       a.href = URL.createObjectURL(blob);
-      a.download = `deepface-${attrSpec().replace(/[^A-Za-z0-9_=,.-]/g, '') || 'face'}-${$('seed').value}.png`;
+      a.download = `deepface-${state.shown ? state.shown.name : 'image'}.png`;
       a.click();
       setTimeout(() => URL.revokeObjectURL(a.href), 1000);
     }, 'image/png');
   };
   $('share').onclick = async () => {
-    writeUrl();
-    try { await navigator.clipboard.writeText(location.href); setStatus('Link copied: it reproduces this face.'); } catch { setStatus(location.href); }
+    // The link of the face on screen, taken when it was made (the fields may have moved since).
+    const url = state.shown && state.shown.url;
+    if (!url) return;
+    try { await navigator.clipboard.writeText(url); setStatus('Link copied: it reproduces the face shown.'); } catch { setStatus(url); }
   };
 }
 

@@ -37,6 +37,14 @@ test('wasm API: load, validate, generate, classify, cancel, busy', { timeout: 60
     // A setting the chosen route would not use is refused by name (through the face generator
     // the seed's face sets the person, not a temperature).
     out.unusedTemperature = await err(() => df.generate('Male', { steps: 2, model: 'linear', prior: 'generator', temperature: 1 }, () => true));
+    // Options are read strictly: a misspelt key, a value of the wrong type or a setting the
+    // call does not read is refused by name, never replaced by the defaults.
+    out.misspelt = await err(() => df.generate('Male', { sed: 7, steps: 2 }, () => true));
+    out.wrongType = await err(() => df.generate('Male', { seed: 'seven', steps: 2 }, () => true));
+    out.notObject = await err(() => df.alter(new Uint8Array(64 * 64 * 4).fill(128), 64, 64, 'Smiling', 'strong', () => true));
+    out.previewTemperature = await err(() => df.preview('Male', { seed: 1, temperature: 1 }));
+    out.tooManySteps = await err(() => df.generate('Male', { steps: 5000 }, () => true));
+    out.previewDefaults = await err(() => df.preview('Male', undefined));
 
     // Two operations at once: the second is refused, the first completes.
     const reports = [];
@@ -84,6 +92,12 @@ test('wasm API: load, validate, generate, classify, cancel, busy', { timeout: 60
   assert.match(r.badStrength, /invalid strength: 100/);
   assert.match(r.noFace, /no face found/);
   assert.match(r.unusedTemperature, /invalid temperature: the linear model on the face generator does not use it/);
+  assert.match(r.misspelt, /^invalid generate options: unknown field `sed`/);
+  assert.match(r.wrongType, /^invalid generate options: `seed`: invalid type: string "seven"/);
+  assert.match(r.notObject, /^invalid alter options: "strong" is not an object/);
+  assert.match(r.previewTemperature, /^invalid preview options: unknown field `temperature`/);
+  assert.match(r.tooManySteps, /^invalid steps: 5000; the page runs at most 2000/);
+  assert.equal(r.previewDefaults, 'no error');
   assert.ok(r.keepColours.tint <= 5 && r.keepColours.light >= 1, JSON.stringify(r.keepColours));
   assert.match(r.busy, /^busy: another generation or edit is running/);
   assert.deepEqual(r.image, [64, 64, 64 * 64 * 4]);

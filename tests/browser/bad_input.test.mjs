@@ -78,6 +78,22 @@ test('bad uploads, a bad link, bad model files, cancel: exact messages, page kee
   assert.match(await page.evaluate(() => location.search), /attrs=Male(&|$)/);
   await stillWorks(page); t('unknown attribute in the URL');
 
+  // Number fields that are not whole numbers in their range: named, nothing runs.
+  for (const [id, value, want] of [
+    ['steps', '15.5', 'Steps must be a whole number from 10 to 1000; it is “15.5”.'],
+    ['steps', '', 'Steps must be a whole number from 10 to 1000; it is empty or not a number.'],
+    ['seed', '-1', 'Seed must be a whole number from 0 to 4294967295; it is “-1”.'],
+  ]) {
+    const before = await page.textContent('#progress-text');
+    await page.fill(`#${id}`, value);
+    await page.click('#generate');
+    await page.waitForFunction(() => !document.getElementById('message').hidden);
+    assert.equal(await message(page), want);
+    assert.equal(await page.textContent('#progress-text'), before, 'nothing ran');
+    await page.fill(`#${id}`, id === 'seed' ? '1' : '10');
+  }
+  await stillWorks(page); t('number fields');
+
   // A text file named .jpg.
   const text = path.join(tmp, 'text.jpg');
   fs.writeFileSync(text, 'this is not a photo\n');
@@ -135,6 +151,10 @@ test('bad uploads, a bad link, bad model files, cancel: exact messages, page kee
   await page.setInputFiles('#model-file', ok);
   await page.waitForFunction(() => /model “mine.bundle” loaded/.test(document.getElementById('status').textContent), null, { timeout: 120_000 });
   await stillWorks(page); t('model file: a good one');
+  // A reload (another compute choice) brings the user's model back, not the default.
+  await page.selectOption('#backend', 'auto');
+  await page.waitForFunction(() => /model “mine.bundle” loaded/.test(document.getElementById('status').textContent), null, { timeout: 120_000 });
+  await stillWorks(page); t('model file: kept on a reload');
 
   // Cancel during a generation: stopped at a step, the previous image stays, next run works.
   const beforeCancel = await canvasPixels(page);
