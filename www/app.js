@@ -24,8 +24,9 @@ const state = {
   timings: {},
   editDefaults: false, // the edit fields were given the model's defaults
   // Fault injection for the tests (?nanAtStep=N): the next generation's loss turns NaN at
-  // step N, to prove the divergence message. Used once.
-  nanAtStep: Number(new URLSearchParams(location.search).get('nanAtStep')) || null,
+  // step N, to prove the divergence message. Used once, and only in a browser driven by a test
+  // (navigator.webdriver), so that a shared link cannot make someone's first run fail.
+  nanAtStep: (navigator.webdriver && Math.round(Number(new URLSearchParams(location.search).get('nanAtStep')))) || null,
 };
 
 // ---------- messages ----------
