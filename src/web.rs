@@ -159,19 +159,25 @@ fn options<T: serde::de::DeserializeOwned + Default>(opts: JsValue, call: &str) 
         return Ok(T::default());
     }
     let bad = |why: String| js_err(Error::invalid(format!("{call} options"), why));
-    let value: serde_json::Value = serde_wasm_bindgen::from_value(opts).map_err(|e| bad(e.to_string()))?;
-    let serde_json::Value::Object(map) = value else {
-        return Err(bad(format!("{value} is not an object such as {{ seed: 7 }}")));
-    };
-    // Each key on its own first, so that a value of the wrong type names its key.
-    for (k, v) in &map {
-        let one = serde_json::Value::Object(std::iter::once((k.clone(), v.clone())).collect());
-        serde_json::from_value::<T>(one).map_err(|e| {
-            let e = e.to_string();
-            bad(if e.starts_with("unknown field") { e } else { format!("`{k}`: {e}") })
-        })?;
+    // serde_wasm_bindgen's errors are JS Errors, whose text starts with "Error: ".
+    let text = |e: serde_wasm_bindgen::Error| e.to_string().trim_start_matches("Error: ").to_string();
+    if !opts.is_object() || js_sys::Array::is_array(&opts) {
+        let shown = js_sys::JSON::stringify(&opts).ok().and_then(|s| s.as_string()).unwrap_or_else(|| "the value given".into());
+        return Err(bad(format!("{shown} is not an object such as {{ seed: 7 }}")));
     }
-    serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| bad(e.to_string()))
+    // Each key on its own first, so that a value of the wrong type (NaN for steps included)
+    // names its key.
+    let keys: Vec<String> = Object::keys(opts.unchecked_ref::<Object>()).iter().filter_map(|k| k.as_string()).collect();
+    for k in &keys {
+        let one = Object::new();
+        set(&one, k, Reflect::get(&opts, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED));
+        serde_wasm_bindgen::from_value::<T>(one.into()).map_err(|e| bad(format!("`{k}`: {}", text(e))))?;
+    }
+    // serde_wasm_bindgen reads only the fields it knows, so unknown keys are found on a JSON
+    // copy (its types are checked above; a NaN there turns null, hence not read from it).
+    let json: serde_json::Value = serde_wasm_bindgen::from_value(opts.clone()).map_err(|e| bad(text(e)))?;
+    serde_json::from_value::<T>(json).map_err(|e| bad(e.to_string()))?;
+    serde_wasm_bindgen::from_value(opts).map_err(|e| bad(text(e)))
 }
 
 /// `steps` as given, or `default`; more than [`MAX_STEPS`] is refused (0 is refused by the

@@ -119,12 +119,15 @@ async function loadModel({ keepMessage = false } = {}) {
   // A reload (other backend, lost device) keeps the picked attributes: they go into the URL,
   // which the rebuilt picker reads back.
   if (state.info) writeUrl();
+  // A newer reload (a second fatal error meanwhile) replaces this one, which then stops quietly.
+  const gen = state.loadGen = (state.loadGen || 0) + 1;
   state.loading = true;
   setBusy(true);
   $('download').hidden = false;
   startWorker();
   try {
     const r = await call('load', { backend: state.backend, threads: state.threads, ...MODEL_URLS });
+    if (gen !== state.loadGen) return;
     state.info = r.info;
     state.timings.load = r.ms;
     state.sizes = r.bytes;
@@ -132,25 +135,42 @@ async function loadModel({ keepMessage = false } = {}) {
     const why = r.why ? ` (${r.why})` : '';
     setStatus(`Ready: running on ${r.info.backend}${why}.`);
     document.body.dataset.backend = r.info.backend.startsWith('WebGPU') ? 'webgpu' : 'cpu';
-    buildPicker(r.info);
+    if (!state.userModel) buildPicker(r.info);
     if (!state.editDefaults) {
       // Once: a reload after a lost device keeps what the user set.
       $('edit-steps').value = String(r.info.defaults.edit_steps);
       $('edit-strength').value = $('edit-strength-out').textContent = String(r.info.defaults.edit_strength);
       state.editDefaults = true;
     }
-    applyUrl();
-    if (state.userModel) await useModel(state.userModel);
+    if (state.userModel) {
+      // The user's model comes back with its own attributes (the picker still shows them).
+      try {
+        await useModel(state.userModel);
+      } catch (e) {
+        if (gen !== state.loadGen) return;
+        showMessage(`Your model “${state.userModel.name}” could not be loaded again (${e.message}); the default model is loaded.`);
+        state.userModel = null;
+        state.info = r.info;
+        buildPicker(r.info);
+        applyUrl();
+      }
+    } else {
+      applyUrl();
+    }
     renderInfo();
   } catch (e) {
+    if (gen !== state.loadGen) return;
     // Nothing runs until a model is loaded (Generate and Edit stay disabled).
     state.info = null;
     setStatus('The model could not be loaded.');
     showMessage(`Could not load the model: ${e.message}`, { label: 'Try again', run: loadModel });
   } finally {
-    state.loading = false;
-    setBusy(false);
+    if (gen === state.loadGen) {
+      state.loading = false;
+      setBusy(false);
+    }
   }
+  if (gen !== state.loadGen) return;
   // The first face, at once: the request's latent code through the generator.
   if (state.info) { updateAgeHint(); schedulePreview(); }
 }
@@ -353,7 +373,15 @@ function fieldInt(id, name, quiet = false) {
 }
 
 // The worker's backend failed for good: restart it on the CPU, keeping the settings.
+// A second failure before anything has run since the last restart is not retried on its own
+// (it would fail again, for ever): the user gets a Try again button.
 function restartAfterFatal(e) {
+  if (state.loading) return; // a restart is already under way
+  if (state.restarted) {
+    showMessage(`The compute backend failed again (${e.message}).`, { label: 'Try again', run: () => { state.restarted = false; loadModel(); } });
+    return;
+  }
+  state.restarted = true;
   showMessage(`The compute backend failed (${e.message}). Restarted on the CPU; your settings are kept.`);
   state.backend = 'cpu';
   $('backend').value = 'cpu';
@@ -383,6 +411,7 @@ async function run(kind, payload, transfer) {
     // otherwise clear the cancel as the run begins).
     if (state.cancelRequested) throw new Error('cancelled before it started');
     const r = await call(kind, payload, onProgress, transfer);
+    state.restarted = false;
     state.timings.run = { total: performance.now() - t0, perStep: r.msPerStep };
     state.result = r.image;
     draw($('canvas'), r.image);
@@ -440,11 +469,15 @@ function schedulePreview() {
         // The image first (one generator pass), drawn at once; its scores follow.
         const seed = fieldInt('seed', 'Seed', true);
         if (seed === null) break; // explained when Generate is pressed
-        const r = await call('preview', { attrs: attrSpec(), opts: { seed, scores: false } });
+        // The link and file name of this preview, taken from the fields it is made from.
+        const spec = attrSpec();
+        writeUrl();
+        const shown = { url: location.href, name: `${spec.replace(/[^A-Za-z0-9_=,.-]/g, '') || 'face'}-${seed}-preview` };
+        const r = await call('preview', { attrs: spec, opts: { seed, scores: false } });
         if (state.busy || $('generate-panel').hidden) break; // a generation started, or the user left the tab
         state.result = r.image;
-        writeUrl();
-        state.shown = { url: location.href, name: `${attrSpec().replace(/[^A-Za-z0-9_=,.-]/g, '') || 'face'}-${seed}-preview` };
+        state.restarted = false;
+        state.shown = shown;
         draw($('canvas'), r.image);
         // From the control's change to the new face on the canvas, as the user waits for it.
         $('canvas').dataset.previewDrawMs = String(Math.round(performance.now() - t0));
@@ -540,7 +573,10 @@ async function readPhoto(file) {
   state.photo = { width, height, rgba };
   state.result = { width, height, rgba };
   draw($('canvas'), state.photo);
+  // The photo is on screen now: no face of ours to link to or download.
   $('download-png').disabled = true;
+  $('share').disabled = true;
+  state.shown = null;
   setBusy(state.busy);
   $('progress-text').textContent = `Photo ${width}×${height} loaded. ${note} Choose attributes and press “Edit the face”.`;
   if (!state.busy) {

@@ -45,6 +45,9 @@ test('wasm API: load, validate, generate, classify, cancel, busy', { timeout: 60
     out.previewTemperature = await err(() => df.preview('Male', { seed: 1, temperature: 1 }));
     out.tooManySteps = await err(() => df.generate('Male', { steps: 5000 }, () => true));
     out.previewDefaults = await err(() => df.preview('Male', undefined));
+    // Numbers that are not finite are refused, not read as "not given".
+    out.nanSteps = await err(() => df.generate('Male', { steps: NaN }, () => true));
+    out.nanTemperature = await err(() => df.generate('Male', { steps: 2, model: 'linear', prior: 'pixels', temperature: NaN }, () => true));
 
     // Two operations at once: the second is refused, the first completes.
     const reports = [];
@@ -98,6 +101,8 @@ test('wasm API: load, validate, generate, classify, cancel, busy', { timeout: 60
   assert.match(r.previewTemperature, /^invalid preview options: unknown field `temperature`/);
   assert.match(r.tooManySteps, /^invalid steps: 5000; the page runs at most 2000/);
   assert.equal(r.previewDefaults, 'no error');
+  assert.match(r.nanSteps, /^invalid generate options: `steps`: invalid type/);
+  assert.match(r.nanTemperature, /^invalid temperature: NaN; use a number between 0 and 10/);
   assert.ok(r.keepColours.tint <= 5 && r.keepColours.light >= 1, JSON.stringify(r.keepColours));
   assert.match(r.busy, /^busy: another generation or edit is running/);
   assert.deepEqual(r.image, [64, 64, 64 * 64 * 4]);

@@ -153,6 +153,7 @@ test('bad uploads, a bad link, bad model files, cancel: exact messages, page kee
   await stillWorks(page); t('model file: a good one');
   // A reload (another compute choice) brings the user's model back, not the default.
   await page.selectOption('#backend', 'auto');
+  await page.waitForFunction(() => !/mine\.bundle/.test(document.getElementById('status').textContent), null, { timeout: 120_000 });
   await page.waitForFunction(() => /model “mine.bundle” loaded/.test(document.getElementById('status').textContent), null, { timeout: 120_000 });
   await stillWorks(page); t('model file: kept on a reload');
 
