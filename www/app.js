@@ -457,6 +457,12 @@ function updateAgeHint() {
 // Moving an attribute control re-renders the face from the request's latent code: one
 // generator pass and the classifier, no optimisation. One preview at a time; a change that
 // arrives meanwhile is rendered once the running one is done. Generate refines the face.
+// A request as a download's file name: only the characters an attribute spec is made of
+// (no path separators or spaces from a hand-edited link), and a name for the empty request.
+function fileStem(spec) {
+  return spec.replace(/[^A-Za-z0-9_=,.-]/g, '') || 'face';
+}
+
 function schedulePreview() {
   // Only on the Generate tab: there the attribute controls describe a face to make.
   if (!state.info || !state.info.has_prior || $('prior').value !== 'generator' || state.busy || $('generate-panel').hidden) return;
@@ -472,7 +478,7 @@ function schedulePreview() {
         // The link and file name of this preview, taken from the fields it is made from.
         const spec = attrSpec();
         writeUrl();
-        const shown = { url: location.href, name: `${spec.replace(/[^A-Za-z0-9_=,.-]/g, '') || 'face'}-${seed}-preview` };
+        const shown = { url: location.href, name: `${fileStem(spec)}-${seed}-preview` };
         const r = await call('preview', { attrs: spec, opts: { seed, scores: false } });
         if (state.busy || $('generate-panel').hidden) break; // a generation started, or the user left the tab
         state.result = r.image;
@@ -507,7 +513,7 @@ async function runGenerate() {
   writeUrl();
   const opts = { seed, steps, model: $('model').value, prior: $('prior').value };
   // What the link and the download name describe: this face, even after the fields change.
-  const shown = { url: location.href, name: `${attrSpec().replace(/[^A-Za-z0-9_=,.-]/g, '') || 'face'}-${seed}` };
+  const shown = { url: location.href, name: `${fileStem(attrSpec())}-${seed}` };
   if (state.nanAtStep) { opts.nanAtStep = state.nanAtStep; state.nanAtStep = null; }
   $('comparison').hidden = true;
   const r = await run('generate', { attrs: attrSpec(), opts });
@@ -528,7 +534,7 @@ async function runEdit(centreIfNoFace = false) {
   const opts = { strength: Number($('edit-strength').value), steps, centreIfNoFace, keepColours: $('keep-colours').checked };
   const r = await run('alter', { attrs, opts, image }, [image.rgba.buffer]);
   if (!r) return;
-  state.shown = { url: null, name: `edited-${attrs.replace(/[^A-Za-z0-9_=,.-]/g, '')}` };
+  state.shown = { url: null, name: `edited-${fileStem(attrs)}` };
   $('comparison').hidden = false;
   draw($('before'), r.before);
   draw($('after'), r.after);
