@@ -454,15 +454,15 @@ function updateAgeHint() {
 }
 
 // ---------- live preview (face generator) ----------
-// Moving an attribute control re-renders the face from the request's latent code: one
-// generator pass and the classifier, no optimisation. One preview at a time; a change that
-// arrives meanwhile is rendered once the running one is done. Generate refines the face.
 // A request as a download's file name: only the characters an attribute spec is made of
 // (no path separators or spaces from a hand-edited link), and a name for the empty request.
 function fileStem(spec) {
   return spec.replace(/[^A-Za-z0-9_=,.-]/g, '') || 'face';
 }
 
+// Moving an attribute control re-renders the face from the request's latent code: one
+// generator pass and the classifier, no optimisation. One preview at a time; a change that
+// arrives meanwhile is rendered once the running one is done. Generate refines the face.
 function schedulePreview() {
   // Only on the Generate tab: there the attribute controls describe a face to make.
   if (!state.info || !state.info.has_prior || $('prior').value !== 'generator' || state.busy || $('generate-panel').hidden) return;

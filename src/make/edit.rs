@@ -43,7 +43,8 @@ pub const DEFAULT_STRENGTH: f32 = 4.0;
 /// 2 units in 24 of 30, with identity kept in all 30 either way.
 const SHIFT_PER_STRENGTH: f32 = 2.0;
 
-/// The least change a requested attribute gets, as a fraction of its full change (0 to 1).
+/// The least change a requested attribute gets, as a fraction of its full change (0 to 1),
+/// unless it is one of [`FULL_PUSH`].
 /// The shift starts from our classifier's reading of the photo, and that classifier (trained
 /// on synthetic faces) misreads real photos: it reads 6 of the 13 photos of the real-photo set
 /// as more than 75% smiling and 8 as more than 75% male, so Smiling and Male got less than a
