@@ -512,11 +512,12 @@ async function runGenerate() {
   if (seed === null || steps === null) return;
   writeUrl();
   const opts = { seed, steps, model: $('model').value, prior: $('prior').value };
+  const attrs = attrSpec();
   // What the link and the download name describe: this face, even after the fields change.
-  const shown = { url: location.href, name: `${fileStem(attrSpec())}-${seed}` };
+  const shown = { url: location.href, name: `${fileStem(attrs)}-${seed}` };
   if (state.nanAtStep) { opts.nanAtStep = state.nanAtStep; state.nanAtStep = null; }
   $('comparison').hidden = true;
-  const r = await run('generate', { attrs: attrSpec(), opts });
+  const r = await run('generate', { attrs, opts });
   if (!r) return;
   state.shown = shown;
   renderScores(r.probs);

@@ -60,8 +60,8 @@ const MIN_PUSH: f32 = 0.5;
 /// 12 of 13 edits as asked (+0.074 P(male)) against 11 (+0.031), Senior +13.6 years against
 /// +10.9, identity kept in all 26 either way. The sheet shows the price: stronger colour casts
 /// and texture of the kind each request already had, and one new artefact, a magenta band on
-/// one forehead for Male (docs/method.md, "twelfth round"). Attributes are named as in the bundle's vocabulary, so a
-/// user's bundle with other names keeps [`MIN_PUSH`].
+/// one forehead for Male (docs/method.md, "twelfth round"). Attributes are named as in the
+/// bundle's vocabulary, so a user's bundle with other names keeps [`MIN_PUSH`].
 const FULL_PUSH: [&str; 2] = ["Male", "Senior"];
 
 /// The least push of an attribute by its vocabulary name.
