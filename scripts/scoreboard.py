@@ -56,6 +56,10 @@ JUDGES = {
                      "on the 5-point shape predictor; same person if Euclidean distance < 0.6",
 }
 SAME_PERSON = 0.6  # dlib's authors' threshold on the descriptor distance
+# An edit is solved on its face box scaled to the model's 64 px and its change pasted back on
+# the photo, so a solve that smooths the face leaves the photo's own pixel grain (and the
+# full-size Laplacian) as it was: the softening is seen only at this scale.
+SOLVE_SIDE = 64
 DLIB_MIN_SIDE = 128
 # Pyramid upsamplings: HOG's 80 px window misses an 80 px face in a 128 px crop without one
 # (solvay_0.png); the CNN finds those without, and would cost 4x with one.
@@ -157,12 +161,23 @@ def grey601(img):
     return img.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
 
 
-def image_stats(img):
+def laplacian_var(img):
     g = grey601(img).astype(np.float64)
     # 4-neighbour Laplacian over the interior (no padding)
     lap = g[:-2, 1:-1] + g[2:, 1:-1] + g[1:-1, :-2] + g[1:-1, 2:] - 4.0 * g[1:-1, 1:-1]
-    return {"laplacian_var": float(lap.var()), "mean": float(img.mean()), "std": float(img.std()),
+    return float(lap.var())
+
+
+def image_stats(img):
+    return {"laplacian_var": laplacian_var(img), "mean": float(img.mean()), "std": float(img.std()),
             "width": int(img.shape[1]), "height": int(img.shape[0])}
+
+
+def detail_at_solve_scale(img, box):
+    """The Laplacian variance of the face box scaled to the edit's solve size (SOLVE_SIDE)."""
+    x, y, w, h = box
+    crop = Image.fromarray(img[max(0, y):y + h, max(0, x):x + w])
+    return laplacian_var(np.asarray(crop.resize((SOLVE_SIDE, SOLVE_SIDE), Image.BICUBIC)))
 
 
 def upscale_for_dlib(img):
@@ -444,6 +459,10 @@ def edit_measures(item, edit, orig, s_edit, s_orig):
         inside[max(0, y):max(0, y + h), max(0, x):max(0, x + w)] = True
     m["change_inside"] = r6(diff[inside].mean()) if inside.any() else None
     m["change_outside"] = r6(diff[~inside].mean()) if (~inside).any() else None
+    m["detail_ratio"] = None
+    if box:
+        lo = detail_at_solve_scale(orig, (x, y, w, h))
+        m["detail_ratio"] = r6(detail_at_solve_scale(edit, (x, y, w, h)) / lo) if lo > 0 else None
     return m
 
 
@@ -555,7 +574,8 @@ def report_edited(doc):
     for it in doc["items"]:
         groups.setdefault((it.get("model", "—"), it.get("request", "")), []).append(it)
     header = ["method", "request", "n", "moved as requested", "mean move", "identity kept (d < 0.6)", "mean identity distance",
-              "Laplacian var. edited/original", "within ±20%", "mean abs. pixel change outside face box", "inside face box",
+              "Laplacian var. edited/original", "within ±20%", f"face box at {SOLVE_SIDE} px: Laplacian var. edited/original",
+              "within ±20%", "mean abs. pixel change outside face box", "inside face box",
               "ours before → after (optimised against; not a judge)"]
     rows = []
     for (method, request), its in groups.items():
@@ -577,6 +597,7 @@ def report_edited(doc):
         kept = sum(x["same_person"] for x in e)
         ratios = [x["laplacian_ratio"] for x in e if x["laplacian_ratio"] is not None]
         within = sum(0.8 <= r <= 1.2 for r in ratios)
+        details = [x.get("detail_ratio") for x in e if x.get("detail_ratio") is not None]
         ours = []
         for a in (its[0].get("wants") or {}):
             b = mean([(it.get("ours_before") or {}).get(a) for it in its])
@@ -585,6 +606,7 @@ def report_edited(doc):
                 ours.append(f"{a} {fmt(b)} → {fmt(c)}")
         rows.append([method, request or '""', n, frac(moved, n), mean_move, frac(kept, n),
                      fmt(mean([x["identity_distance"] for x in e])), fmt(mean(ratios)), frac(within, len(ratios)),
+                     fmt(mean(details)), frac(sum(0.8 <= r <= 1.2 for r in details), len(details)),
                      fmt(mean([x["change_outside"] for x in e]), 1), fmt(mean([x["change_inside"] for x in e]), 1),
                      "; ".join(ours) or "—"])
     return table(header, rows)

@@ -15,7 +15,7 @@ import tempfile
 import unittest
 
 import numpy as np
-from PIL import Image, ImageEnhance
+from PIL import Image, ImageEnhance, ImageFilter
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -69,11 +69,13 @@ class SolvayCrops(unittest.TestCase):
         img.transpose(Image.FLIP_LEFT_RIGHT).save(os.path.join(cls.tmp, "mirror_7.png"))
         items.append({"file": "mirror_7.png", "request": "mirror", "wants": {}})
         ImageEnhance.Brightness(img).enhance(1.2).save(os.path.join(cls.tmp, "bright_7.png"))
+        img.filter(ImageFilter.GaussianBlur(2)).save(os.path.join(cls.tmp, "blur_7.png"))
         cls.scores = cls.score({"kind": "photos", "optimised_against": [], "items": items}, "photos")
         edit = {"file": "bright_7.png", "original": "solvay_7.png", "request": "Smiling",
                 "wants": {"Smiling": 1}, "face_box": [20, 28, 80, 80], "ours_before": {"Smiling": 0.1},
                 "ours_after": {"Smiling": 0.2}}
-        cls.edited = cls.score({"kind": "edited", "optimised_against": ["deepface-vgg16"], "items": [edit]}, "edited")
+        blur = dict(edit, file="blur_7.png")
+        cls.edited = cls.score({"kind": "edited", "optimised_against": ["deepface-vgg16"], "items": [edit, blur]}, "edited")
 
     @classmethod
     def score(cls, manifest, name):
@@ -124,12 +126,16 @@ class SolvayCrops(unittest.TestCase):
         self.assertTrue(e["same_person"])
         self.assertGreater(e["change_outside"], 5)
         self.assertGreater(e["change_inside"], 5)
+        # brighter by 1.2: every difference 1.2 times larger, its variance 1.44 times (less clipping)
+        self.assertTrue(1.2 < e["detail_ratio"] < 1.5, e["detail_ratio"])
+        # a blurred face keeps less detail at the solve scale than the 20% the check allows
+        self.assertLess(self.edited["blur_7.png"]["edit"]["detail_ratio"], 0.8)
         out = os.path.join(self.tmp, "r.md")
         p = run("report", os.path.join(self.tmp, "photos_scores.json"), os.path.join(self.tmp, "edited_scores.json"), "--out", out)
         self.assertEqual(p.returncode, 0, p.stderr)
         with open(out) as f:
             text = f.read()
-        self.assertIn("| Smiling | 1 |", text)
+        self.assertIn("| Smiling | 2 |", text)
         self.assertIn("ours (optimised against; not a judge)", text)
 
 
