@@ -140,3 +140,25 @@ fn match_error_is_zero_for_the_target_image_and_falls_as_inversion_runs() {
     let e_after = pollster::block_on(deepface::make::invert::match_error(&vgg, out.tensor, &targets)).unwrap();
     assert!(e_after < 0.5 * e_other, "40 steps: {e_other} -> {e_after}");
 }
+
+#[test]
+fn tv_of_the_change_smooths_what_is_added_not_the_start_image() {
+    // Started from a photo whose own activations are the target, the feature term has nothing
+    // to ask: whatever the run changes is the smoothing term's doing.
+    let device = common::device();
+    let vgg = common::default_vgg();
+    let photo = imageops::square(&imageops::load(&common::face("solvay_7.png")).unwrap(), 64);
+    let start = imageops::to_tensor(&photo, &device);
+    let targets = targets_from_image(&vgg, start.clone(), &parse_layers("conv3_1").unwrap());
+    let tv = |t: Tensor<4>| deepface::make::invert::total_variation(t).into_data().try_to_vec::<f32>().unwrap()[0];
+    let before = tv(start.clone());
+    let run = |tv_of_change| {
+        let cfg = InvertConfig { steps: 30, lr: 0.02, tv_weight: 1e-2, tv_of_change, report_every: 10, ..InvertConfig::default() };
+        pollster::block_on(invert(&vgg, &targets, start.clone(), &cfg, None, false, |_| true)).unwrap()
+    };
+    let (image_tv, change_tv) = (run(false), run(true));
+    let (a, b) = (tv(image_tv.tensor.clone()), tv(change_tv.tensor.clone()));
+    assert!(a < 0.8 * before, "the image's own TV smooths the photo: {before} -> {a}");
+    assert!(b > 0.97 * before, "the change's TV must leave the photo's edges: {before} -> {b}");
+    assert!(metrics::psnr(&photo, &change_tv.image) > metrics::psnr(&photo, &image_tv.image) + 5.0);
+}

@@ -41,6 +41,9 @@ pub struct InvertConfig {
     pub lr_decay: bool,
     /// Weight of TV with beta = 2 (sum of squared neighbour differences), in [0, 1] units.
     pub tv_weight: f32,
+    /// Take the TV of the change from the start image (x - init) instead of the image's own:
+    /// an edit then smooths only what it adds and leaves the photo's own edges alone.
+    pub tv_of_change: bool,
     /// Weight of the alpha-norm of (x - 1/2); 0 disables it.
     pub norm_weight: f32,
     /// Even exponent of that norm (2 = L2; Mahendran & Vedaldi use 6).
@@ -70,6 +73,7 @@ impl Default for InvertConfig {
             beta2: ADAM_BETA2,
             lr_decay: true,
             tv_weight: 3e-5,
+            tv_of_change: false,
             norm_weight: 0.0,
             norm_alpha: 2,
             jitter: 0,
@@ -204,6 +208,8 @@ pub(crate) struct Objective<'a> {
     /// into 49 dispatches against 25 when they are made inside it (conv3_1, 64 px; 1650 ->
     /// 1508-1577 ms a step on SwiftShader). Why fusion plans them apart is not known.
     tv: OnceCell<TvGrad>,
+    /// What the TV is measured from: the start image under [`InvertConfig::tv_of_change`].
+    tv_origin: Option<Tensor<4>>,
 }
 
 impl<'a> Objective<'a> {
@@ -215,7 +221,21 @@ impl<'a> Objective<'a> {
             inv_norms: inv_norms(targets).await?,
             cfg,
             tv: OnceCell::new(),
+            tv_origin: None,
         })
+    }
+
+    /// Measures the TV term from `origin` (x - origin) instead of from zero.
+    pub(crate) fn with_tv_origin(self, origin: Tensor<4>) -> Self {
+        Objective { tv_origin: Some(origin.without_autodiff()), ..self }
+    }
+
+    /// What the TV term smooths: the image, or its change from the origin.
+    fn tv_input(&self, x: Tensor<4>) -> Tensor<4> {
+        match &self.tv_origin {
+            Some(o) => x - o.clone(),
+            None => x,
+        }
     }
 
     /// The scalar objective for image `x`, seen shifted by `shift` (the jitter).
@@ -223,7 +243,7 @@ impl<'a> Objective<'a> {
         let cfg = self.cfg;
         let mut loss = feature_loss(self.vgg.forward(jitter(x.clone(), shift), &self.layers), self.targets, &self.inv_norms);
         if cfg.tv_weight > 0.0 {
-            loss = loss + total_variation(x.clone()).mul_scalar(cfg.tv_weight);
+            loss = loss + total_variation(self.tv_input(x.clone())).mul_scalar(cfg.tv_weight);
         }
         if cfg.norm_weight > 0.0 {
             let (odd, c) = odd_power(x, cfg.norm_alpha);
@@ -262,8 +282,9 @@ impl<'a> Objective<'a> {
         if cfg.tv_weight > 0.0 {
             let [_, c, h, w] = x.dims();
             let tv = self.tv.get_or_init(|| TvGrad::new([c, h, w], &x.device()));
-            grad = grad + tv.of(x.clone()).mul_scalar(cfg.tv_weight);
-            loss = loss.map(|l| l + total_variation(x.clone()).mul_scalar(cfg.tv_weight));
+            let d = self.tv_input(x.clone());
+            grad = grad + tv.of(d.clone()).mul_scalar(cfg.tv_weight);
+            loss = loss.map(|l| l + total_variation(d).mul_scalar(cfg.tv_weight));
         }
         if cfg.norm_weight > 0.0 {
             let (odd, c) = odd_power(x, cfg.norm_alpha);
@@ -335,7 +356,10 @@ pub async fn invert(
     if targets.is_empty() {
         return Err(Error::invalid("targets", "no layer to match"));
     }
-    let objective = Objective::new(vgg, targets, cfg).await?;
+    let mut objective = Objective::new(vgg, targets, cfg).await?;
+    if cfg.tv_of_change {
+        objective = objective.with_tv_origin(init.clone());
+    }
     optimise(init, cfg, cancel, previews, on_progress, |x, shift, want_loss| objective.grad(x, shift, want_loss)).await
 }
 
@@ -445,7 +469,7 @@ mod gradient_tests {
         // 35 px: odd sizes leave a row and a column the pools drop. On the CPU the autodiff
         // gradient comes from deepface's own layers (`cpu_kernels`), the hand-written one from
         // burn's conv2d and max pool: the two implementations check each other.
-        for (size, layers, shift) in [(32, "conv3_1", (0, 0)), (35, "conv1_2,pool2,conv4_1", (2, -1))] {
+        for (size, layers, shift, origin) in [(32, "conv3_1", (0, 0), false), (35, "conv1_2,pool2,conv4_1", (2, -1), true)] {
             let layers = crate::backbone::vgg::parse_layers(layers).unwrap();
             let targets: Vec<LayerTarget> = targets_from_image(&vgg, noise_image(size, 0.2, 1, &dev), &layers)
                 .into_iter()
@@ -453,7 +477,11 @@ mod gradient_tests {
                 .map(|(i, t)| LayerTarget { weight: 1.0 + i as f32, ..t })
                 .collect();
             let x = noise_image(size, 0.1, 2, &dev);
-            let objective = pollster::block_on(Objective::new(&vgg, &targets, &cfg)).unwrap();
+            let mut objective = pollster::block_on(Objective::new(&vgg, &targets, &cfg)).unwrap();
+            if origin {
+                // TV measured from another image (an edit's start), not from zero
+                objective = objective.with_tv_origin(noise_image(size, 0.3, 3, &dev));
+            }
             let (want_loss, want) = autodiff_grad(x.clone(), |x| objective.value(x, shift)).unwrap();
             let (want_loss, want) = (read_native(want_loss.unwrap()).unwrap()[0], read_native(want).unwrap());
             let (loss, grad) = objective.grad_by_hand(x, shift, true);
