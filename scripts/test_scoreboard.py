@@ -74,8 +74,14 @@ class SolvayCrops(unittest.TestCase):
         edit = {"file": "bright_7.png", "original": "solvay_7.png", "request": "Smiling",
                 "wants": {"Smiling": 1}, "face_box": [20, 28, 80, 80], "ours_before": {"Smiling": 0.1},
                 "ours_after": {"Smiling": 0.2}}
-        blur = dict(edit, file="blur_7.png")
-        cls.edited = cls.score({"kind": "edited", "optimised_against": ["deepface-vgg16"], "items": [edit, blur]}, "edited")
+        blur = dict(edit, file="blur_7.png", solve_side=64)
+        # the same blurred face as if it had been solved at 16 px, where a 2 px blur is a fraction
+        # of a pixel
+        blur16 = dict(blur, solve_side=16, request="Smiling at 16")
+        # blur16 before blur: `score` keys items by file, so the 64 px reading is the one kept there
+        cls.edited = cls.score({"kind": "edited", "optimised_against": ["deepface-vgg16"], "items": [edit, blur16, blur]}, "edited")
+        with open(os.path.join(cls.tmp, "edited_scores.json")) as f:
+            cls.blur16 = next(it for it in json.load(f)["items"] if it["request"] == "Smiling at 16")
 
     @classmethod
     def score(cls, manifest, name):
@@ -129,13 +135,19 @@ class SolvayCrops(unittest.TestCase):
         # brighter by 1.2: every difference 1.2 times larger, its variance 1.44 times (less clipping)
         self.assertTrue(1.2 < e["detail_ratio"] < 1.5, e["detail_ratio"])
         # a blurred face keeps less detail at the solve scale than the 20% the check allows
-        self.assertLess(self.edited["blur_7.png"]["edit"]["detail_ratio"], 0.8)
+        blur = self.edited["blur_7.png"]["edit"]
+        self.assertLess(blur["detail_ratio"], 0.8)
+        # the manifest's solve size is the scale the detail is read at (64 when not stated)
+        self.assertEqual((e["solve_side"], blur["solve_side"], self.blur16["edit"]["solve_side"]), (64, 64, 16))
+        # (0.08 at 64 px, 0.52 at 16)
+        self.assertGreater(self.blur16["edit"]["detail_ratio"], blur["detail_ratio"] + 0.3)
         out = os.path.join(self.tmp, "r.md")
         p = run("report", os.path.join(self.tmp, "photos_scores.json"), os.path.join(self.tmp, "edited_scores.json"), "--out", out)
         self.assertEqual(p.returncode, 0, p.stderr)
         with open(out) as f:
             text = f.read()
         self.assertIn("| Smiling | 2 |", text)
+        self.assertIn("face box at 16/64 px", text)
         self.assertIn("ours (optimised against; not a judge)", text)
 
 

@@ -91,16 +91,20 @@ fn bad_settings_are_named() {
     assert!(imageops::check_size(16).unwrap_err().to_string().contains("at least 32 px"));
 }
 
+/// The total variation of one image, as a number.
+fn tv_of(t: Tensor<4>) -> f32 {
+    deepface::make::invert::total_variation(t).into_data().try_to_vec::<f32>().unwrap()[0]
+}
+
 #[test]
 fn total_variation_of_known_images() {
     let device = common::device();
     let flat = Tensor::<4>::zeros([1, 3, 8, 8], &device).add_scalar(0.3);
-    let tv = |t: Tensor<4>| deepface::make::invert::total_variation(t).into_data().try_to_vec::<f32>().unwrap()[0];
-    assert_eq!(tv(flat), 0.0);
+    assert_eq!(tv_of(flat), 0.0);
     // Vertical stripes of 0 and 1: every horizontal neighbour pair differs by 1.
     let stripes: Vec<f32> = (0..3 * 8 * 8).map(|i| (i % 2) as f32).collect();
     let t = Tensor::<4>::from_data(TensorData::new(stripes, [1, 3, 8, 8]), &device);
-    assert!((tv(t) - 3.0 * 8.0 * 7.0).abs() < 1e-4);
+    assert!((tv_of(t) - 3.0 * 8.0 * 7.0).abs() < 1e-4);
 }
 
 #[test]
@@ -150,14 +154,13 @@ fn tv_of_the_change_smooths_what_is_added_not_the_start_image() {
     let photo = imageops::square(&imageops::load(&common::face("solvay_7.png")).unwrap(), 64);
     let start = imageops::to_tensor(&photo, &device);
     let targets = targets_from_image(&vgg, start.clone(), &parse_layers("conv3_1").unwrap());
-    let tv = |t: Tensor<4>| deepface::make::invert::total_variation(t).into_data().try_to_vec::<f32>().unwrap()[0];
-    let before = tv(start.clone());
+    let before = tv_of(start.clone());
     let run = |tv_of_change| {
         let cfg = InvertConfig { steps: 30, lr: 0.02, tv_weight: 1e-2, tv_of_change, report_every: 10, ..InvertConfig::default() };
         pollster::block_on(invert(&vgg, &targets, start.clone(), &cfg, None, false, |_| true)).unwrap()
     };
     let (image_tv, change_tv) = (run(false), run(true));
-    let (a, b) = (tv(image_tv.tensor.clone()), tv(change_tv.tensor.clone()));
+    let (a, b) = (tv_of(image_tv.tensor.clone()), tv_of(change_tv.tensor.clone()));
     assert!(a < 0.8 * before, "the image's own TV smooths the photo: {before} -> {a}");
     assert!(b > 0.97 * before, "the change's TV must leave the photo's edges: {before} -> {b}");
     assert!(metrics::psnr(&photo, &change_tv.image) > metrics::psnr(&photo, &image_tv.image) + 5.0);

@@ -215,7 +215,7 @@ impl QualitySet {
                             eprintln!("{rel}");
                             items.push(json!({"file": rel, "original": format!("orig/{name}"), "model": method_name, "request": spec, "wants": wants(&bundle, spec)?,
                                 "seconds": started.elapsed().as_secs_f64(),
-                                "face_box": [x, y, side, side], "ours_before": scores(&bundle, &e.probs_before), "ours_after": scores(&bundle, &e.probs_after)}));
+                                "face_box": [x, y, side, side], "solve_side": bundle.image_size, "ours_before": scores(&bundle, &e.probs_before), "ours_after": scores(&bundle, &e.probs_after)}));
                         }
                     }
                 }
