@@ -22,5 +22,6 @@ for set in generated training edits; do
   "$py" scripts/scoreboard.py score "$dir/$set/manifest.json" --out "$dir/$set/scores.json" --deepface "$bin"
 done
 "$py" scripts/scoreboard.py report "$dir/generated/scores.json" "$dir/training/scores.json" "$dir/edits/scores.json" \
+  --labels data/real_faces/faces.csv \
   --out docs/quality.md --commit "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo '+changes')" --seconds $(( $(date +%s) - start ))
 "$py" scripts/scoreboard.py sheets "$dir" --out docs

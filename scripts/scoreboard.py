@@ -27,6 +27,7 @@ the dlib means divided by 256 (age 64 px, gender 32 px), ITU-R 601 grey scaled t
 FER (64 px), and probabilities averaged over the image and its mirror image.
 """
 import argparse
+import csv
 import hashlib
 import importlib.metadata
 import itertools
@@ -622,24 +623,46 @@ def report_edited(doc):
     return table(header, rows)
 
 
-def report_real_photos(doc):
+def read_labels(path):
+    """A real-photo set's hand labels (faces.csv: file, gender_guess m/f, age_group_guess,
+    smiling_guess y/n) as {file: {attribute: has it?}} in the judges' attribute names."""
+    groups = {g.lower(): g for g in GROUP_NAMES}
+    labels = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            says = {"Male": {"m": True, "f": False}.get(row.get("gender_guess", "").strip().lower()),
+                    "Smiling": {"y": True, "n": False}.get(row.get("smiling_guess", "").strip().lower())}
+            group = groups.get(row.get("age_group_guess", "").strip().lower())
+            says.update({g: (g == group if group else None) for g in GROUP_NAMES})
+            labels[row["file"]] = says
+    return labels
+
+
+def report_real_photos(doc, labels=None):
     """deepface's own classifier on the real photos (what the page shows and every edit starts
-    from) against the independent judges, per attribute."""
+    from) against the independent judges, per attribute; with the set's hand labels, both
+    readers against them (which reads real photos better)."""
     seen = {}
     for it in doc["items"]:
         if it.get("original") not in seen and it.get("ours_before"):
             seen[it["original"]] = (it["ours_before"], it["original_scores"])
+    def agreement(first, second):
+        pairs = [(a, b) for a, b in ((first(o, j, f), second(o, j, f)) for f, (o, j) in seen.items())
+                 if a is not None and b is not None]
+        return frac(sum(a == b for a, b in pairs), len(pairs)) if pairs else "—"
     rows = []
     for attr in ["Male", "Smiling"] + list(GROUP_NAMES):
-        k = n = 0
-        for ours, judges in seen.values():
-            o, j = ours_says(ours, attr), judge_says(judges, attr)
-            if o is None or j is None:
-                continue
-            n += 1
-            k += o == j
-        rows.append([attr, frac(k, n) if n else "—"])
-    return table(["attribute", "ours agrees with the independent judge, real photos"], rows)
+        ours = lambda o, j, f: ours_says(o, attr)  # noqa: E731
+        judge = lambda o, j, f: judge_says(j, attr)  # noqa: E731
+        row = [attr, agreement(ours, judge)]
+        if labels is not None:
+            hand = lambda o, j, f: labels.get(os.path.basename(f), {}).get(attr)  # noqa: E731
+            row += [agreement(ours, hand), agreement(judge, hand)]
+        rows.append(row)
+    header = ["attribute", "ours agrees with the independent judge, real photos"]
+    if labels is not None:
+        header += ["ours agrees with the hand labels", "the independent judge agrees with the hand labels"]
+    return table(header, rows)
 
 
 def _dist_to(age, lo, hi):
@@ -685,7 +708,10 @@ def cmd_report(args):
         if skipped:
             parts += [f"SeetaFace was skipped: {skipped}.", ""]
         if doc["kind"] == "edited":
-            parts += ["Our classifier on the real photos (its reading before the edit):", "", report_real_photos(doc), ""]
+            labels = read_labels(args.labels) if args.labels else None
+            parts += ["Our classifier on the real photos (its reading before the edit)"
+                      + (f", and both readers against the set's hand labels (`{os.path.relpath(args.labels)}`)" if labels else "")
+                      + ":", "", report_real_photos(doc, labels), ""]
             parts += [report_edited(doc), "",
                       "Moved: the independent score after minus before, signed by the request (P(happy) for "
                       "Smiling, P(male) for Male, age in years down for Child, up for Senior, toward the "
@@ -711,6 +737,7 @@ def main(argv=None):
     r.add_argument("--out", required=True)
     r.add_argument("--commit")
     r.add_argument("--seconds", type=int)
+    r.add_argument("--labels", help="the real photos' hand labels (faces.csv) to check both readers against")
     c = sub.add_parser("sheets", help="contact sheets of a quality.sh image folder")
     c.add_argument("dir")
     c.add_argument("--out", required=True)

@@ -142,12 +142,20 @@ class SolvayCrops(unittest.TestCase):
         # (0.08 at 64 px, 0.52 at 16)
         self.assertGreater(self.blur16["edit"]["detail_ratio"], blur["detail_ratio"] + 0.3)
         out = os.path.join(self.tmp, "r.md")
-        p = run("report", os.path.join(self.tmp, "photos_scores.json"), os.path.join(self.tmp, "edited_scores.json"), "--out", out)
+        labels = os.path.join(self.tmp, "faces.csv")
+        with open(labels, "w") as f:
+            f.write("file,gender_guess,age_group_guess,skin,smiling_guess,source\nsolvay_7.png,m,middle_aged,light,n,test\n")
+        p = run("report", os.path.join(self.tmp, "photos_scores.json"), os.path.join(self.tmp, "edited_scores.json"),
+                "--labels", labels, "--out", out)
         self.assertEqual(p.returncode, 0, p.stderr)
         with open(out) as f:
             text = f.read()
         self.assertIn("| Smiling | 2 |", text)
         self.assertIn("face box at 16/64 px", text)
+        # both readers against the hand labels: ours read Smiling 0.1 (not smiling, as labelled)
+        # and nothing of Male; the judges read a man who does not smile (P(happy) 0.33)
+        self.assertIn("| Smiling | 1/1 | 1/1 | 1/1 |", text)
+        self.assertIn("| Male | — | — | 1/1 |", text)
         self.assertIn("ours (optimised against; not a judge)", text)
 
 
