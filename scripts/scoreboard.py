@@ -469,10 +469,11 @@ def edit_measures(item, edit, orig, s_edit, s_orig):
         inside[max(0, y):max(0, y + h), max(0, x):max(0, x + w)] = True
     m["change_inside"] = r6(diff[inside].mean()) if inside.any() else None
     m["change_outside"] = r6(diff[~inside].mean()) if (~inside).any() else None
-    m["detail_ratio"], m["solve_side"] = None, int(item.get("solve_side", DEFAULT_SOLVE_SIDE))
+    side = int(item.get("solve_side", DEFAULT_SOLVE_SIDE))
+    m["detail_ratio"], m["solve_side"] = None, side
     if box:
-        lo = detail_at_solve_scale(orig, (x, y, w, h), m["solve_side"])
-        m["detail_ratio"] = r6(detail_at_solve_scale(edit, (x, y, w, h), m["solve_side"]) / lo) if lo > 0 else None
+        lo = detail_at_solve_scale(orig, (x, y, w, h), side)
+        m["detail_ratio"] = r6(detail_at_solve_scale(edit, (x, y, w, h), side) / lo) if lo > 0 else None
     return m
 
 
@@ -628,13 +629,21 @@ def read_labels(path):
     smiling_guess y/n) as {file: {attribute: has it?}} in the judges' attribute names."""
     groups = {g.lower(): g for g in GROUP_NAMES}
     labels = {}
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            says = {"Male": {"m": True, "f": False}.get(row.get("gender_guess", "").strip().lower()),
-                    "Smiling": {"y": True, "n": False}.get(row.get("smiling_guess", "").strip().lower())}
-            group = groups.get(row.get("age_group_guess", "").strip().lower())
-            says.update({g: (g == group if group else None) for g in GROUP_NAMES})
-            labels[row["file"]] = says
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            columns, rows = reader.fieldnames or [], list(reader)
+    except OSError as e:
+        raise ValueError(f"cannot read the hand labels {path}: {e.strerror or e}") from e
+    if "file" not in columns:
+        raise ValueError(f"{path} has no `file` column: expected a faces.csv header "
+                         "(file,gender_guess,age_group_guess,...,smiling_guess)")
+    for row in rows:
+        says = {"Male": {"m": True, "f": False}.get((row.get("gender_guess") or "").strip().lower()),
+                "Smiling": {"y": True, "n": False}.get((row.get("smiling_guess") or "").strip().lower())}
+        group = groups.get((row.get("age_group_guess") or "").strip().lower())
+        says.update({g: (g == group if group else None) for g in GROUP_NAMES})
+        labels[row["file"]] = says
     return labels
 
 
@@ -646,21 +655,18 @@ def report_real_photos(doc, labels=None):
     for it in doc["items"]:
         if it.get("original") not in seen and it.get("ours_before"):
             seen[it["original"]] = (it["ours_before"], it["original_scores"])
-    def agreement(first, second):
-        pairs = [(a, b) for a, b in ((first(o, j, f), second(o, j, f)) for f, (o, j) in seen.items())
-                 if a is not None and b is not None]
-        return frac(sum(a == b for a, b in pairs), len(pairs)) if pairs else "—"
+    with_hand = labels is not None
     rows = []
     for attr in ["Male", "Smiling"] + list(GROUP_NAMES):
-        ours = lambda o, j, f: ours_says(o, attr)  # noqa: E731
-        judge = lambda o, j, f: judge_says(j, attr)  # noqa: E731
-        row = [attr, agreement(ours, judge)]
-        if labels is not None:
-            hand = lambda o, j, f: labels.get(os.path.basename(f), {}).get(attr)  # noqa: E731
-            row += [agreement(ours, hand), agreement(judge, hand)]
-        rows.append(row)
+        # per photo, each reader's verdict (None where it has none)
+        verdicts = [{"ours": ours_says(o, attr), "judge": judge_says(j, attr),
+                     "hand": (labels or {}).get(os.path.basename(f), {}).get(attr)} for f, (o, j) in seen.items()]
+        def agreement(a, b):
+            pairs = [(v[a], v[b]) for v in verdicts if v[a] is not None and v[b] is not None]
+            return frac(sum(x == y for x, y in pairs), len(pairs)) if pairs else "—"
+        rows.append([attr, agreement("ours", "judge")] + ([agreement("ours", "hand"), agreement("judge", "hand")] if with_hand else []))
     header = ["attribute", "ours agrees with the independent judge, real photos"]
-    if labels is not None:
+    if with_hand:
         header += ["ours agrees with the hand labels", "the independent judge agrees with the hand labels"]
     return table(header, rows)
 
@@ -696,6 +702,11 @@ def cmd_report(args):
              "against: they are not a judge.", "",
              f"Written by `bash scripts/quality.sh` at commit {args.commit or 'unknown'}"
              + (f" in {args.seconds} s" if args.seconds else "") + ".", ""]
+    try:
+        labels = read_labels(args.labels) if args.labels else None
+    except ValueError as e:
+        print(f"scoreboard: {e}", file=sys.stderr)
+        return 2
     for path in args.scores:
         with open(path) as f:
             doc = json.load(f)
@@ -708,9 +719,8 @@ def cmd_report(args):
         if skipped:
             parts += [f"SeetaFace was skipped: {skipped}.", ""]
         if doc["kind"] == "edited":
-            labels = read_labels(args.labels) if args.labels else None
             parts += ["Our classifier on the real photos (its reading before the edit)"
-                      + (f", and both readers against the set's hand labels (`{os.path.relpath(args.labels)}`)" if labels else "")
+                      + (f", and both readers against the set's hand labels (`{os.path.relpath(args.labels)}`)" if labels is not None else "")
                       + ":", "", report_real_photos(doc, labels), ""]
             parts += [report_edited(doc), "",
                       "Moved: the independent score after minus before, signed by the request (P(happy) for "

@@ -156,6 +156,15 @@ class SolvayCrops(unittest.TestCase):
         # and nothing of Male; the judges read a man who does not smile (P(happy) 0.33)
         self.assertIn("| Smiling | 1/1 | 1/1 | 1/1 |", text)
         self.assertIn("| Male | — | — | 1/1 |", text)
+        # a labels file that is missing or not a faces.csv is refused with the reason, no traceback
+        bad = os.path.join(self.tmp, "bad.csv")
+        with open(bad, "w") as f:
+            f.write("name,gender\nsolvay_7.png,m\n")
+        for path, reason in ((os.path.join(self.tmp, "none.csv"), "cannot read the hand labels"), (bad, "has no `file` column")):
+            p = run("report", os.path.join(self.tmp, "edited_scores.json"), "--labels", path, "--out", out)
+            self.assertEqual(p.returncode, 2, p.stderr)
+            self.assertIn(reason, p.stderr)
+            self.assertNotIn("Traceback", p.stderr)
         self.assertIn("ours (optimised against; not a judge)", text)
 
 
