@@ -43,7 +43,7 @@ fn synth_label_card_on_a_tiny_set() {
     assert!(male > 0 && male < 40, "male count {male}");
     // Splits are recorded and disjoint by construction (one per file); all three occur at 40? not
     // guaranteed, but train must.
-    assert!(ds.splits.iter().any(|s| *s == Split::Train));
+    assert!(ds.splits.contains(&Split::Train));
     let (ok, out, err) = deepface(&["dataset-card", d]);
     assert!(ok, "{err}");
     assert!(out.contains("| Male |"), "{out}");

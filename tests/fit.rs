@@ -174,7 +174,7 @@ fn an_attribute_without_positives_is_named() {
     }
     let ds = Dataset::load(&dir).unwrap();
     let opts = FitOptions { cache: None, ..FitOptions::default() };
-    let e = fit(&ds, &common::default_vgg(), "x", &common::device(), &opts).err().expect("must fail").to_string();
+    let e = fit(&ds, &common::default_vgg(), "x", &common::device(), &opts).expect_err("must fail").to_string();
     assert!(e.contains("attribute `Senior` has no positive image in the training split"), "{e}");
 }
 

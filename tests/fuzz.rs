@@ -137,7 +137,7 @@ proptest! {
         let damaged = with_checksum(mutate(body, &edits, within));
         if let Ok(b) = Bundle::from_bytes(&damaged, "damaged") {
             // Whatever loads must be usable: every tensor the model needs is finite and sized.
-            prop_assert!(b.vocab.len() > 0);
+            prop_assert!(!b.vocab.is_empty());
             prop_assert!(b.image_size >= 32);
         }
         // Without the recomputed checksum, any change is caught.

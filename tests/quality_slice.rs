@@ -102,12 +102,12 @@ fn the_generator_prior_refuses_what_it_cannot_do() {
     // behind it is what answers).
     let mut with = std::fs::read(common::repo().join("model/default.bundle")).unwrap();
     corrupt_first_generator_value(&mut with);
-    let e = Bundle::from_bytes(&with, "damaged").err().expect("NaN in the generator is refused").to_string();
+    let e = Bundle::from_bytes(&with, "damaged").expect_err("NaN in the generator is refused").to_string();
     assert!(e.contains("prior.gen.weight0") && e.contains("non-finite"), "{e}");
 }
 
 /// Writes f16 NaN over the first value of `prior.gen.weight0` and recomputes the checksum.
-fn corrupt_first_generator_value(bytes: &mut Vec<u8>) {
+fn corrupt_first_generator_value(bytes: &mut [u8]) {
     use sha2::Digest;
     let hlen = u64::from_le_bytes(bytes[12..20].try_into().unwrap()) as usize;
     let header: serde_json::Value = serde_json::from_slice(&bytes[20..20 + hlen]).unwrap();

@@ -147,17 +147,15 @@ impl Grid {
             let shared = Shared(columns.as_mut_ptr());
             let x = &x[i * cin * hw..];
             for_each_task(blocks.len(), |b| {
-                let shared = shared;
                 let (r0, r1) = blocks[b];
                 // SAFETY: rows r0..r1 of the columns belong to this task alone.
-                let dst = unsafe { std::slice::from_raw_parts_mut(shared.0.add(r0 * hw), (r1 - r0) * hw) };
+                let dst = unsafe { std::slice::from_raw_parts_mut(shared.at(r0 * hw), (r1 - r0) * hw) };
                 multiply(dst, [r1 - r0, hw, cin], false, &w[r0..], [1, rows], x, hw);
             });
             let (shared, columns) = (Shared(y.as_mut_ptr()), &columns);
             for_each_task(cout, |o| {
-                let shared = shared;
                 // SAFETY: output channel o belongs to this task alone.
-                let plane = unsafe { std::slice::from_raw_parts_mut(shared.0.add(o * oh * ow), oh * ow) };
+                let plane = unsafe { std::slice::from_raw_parts_mut(shared.at(o * oh * ow), oh * ow) };
                 for tap in 0..16 {
                     let src = &columns[(o * 16 + tap) * hw..][..hw];
                     for iy in 0..h {
@@ -184,9 +182,8 @@ impl Grid {
             let g = &grad[i * cout * oh * ow..][..cout * oh * ow];
             let shared = Shared(columns.as_mut_ptr());
             for_each_task(cout, |o| {
-                let shared = shared;
                 // SAFETY: rows o * 16 .. o * 16 + 16 of the columns belong to this task alone.
-                let dst = unsafe { std::slice::from_raw_parts_mut(shared.0.add(o * 16 * hw), 16 * hw) };
+                let dst = unsafe { std::slice::from_raw_parts_mut(shared.at(o * 16 * hw), 16 * hw) };
                 let plane = &g[o * oh * ow..][..oh * ow];
                 for tap in 0..16 {
                     for iy in 0..h {
@@ -204,10 +201,9 @@ impl Grid {
             let blocks = split(cin, 8);
             let (shared, columns) = (Shared(gx.as_mut_ptr()), &columns);
             for_each_task(blocks.len(), |b| {
-                let shared = shared;
                 let (c0, c1) = blocks[b];
                 // SAFETY: input channels c0..c1 belong to this task alone.
-                let dst = unsafe { std::slice::from_raw_parts_mut(shared.0.add(c0 * hw), (c1 - c0) * hw) };
+                let dst = unsafe { std::slice::from_raw_parts_mut(shared.at(c0 * hw), (c1 - c0) * hw) };
                 multiply(dst, [c1 - c0, hw, rows], false, &w[c0 * rows..], [rows, 1], columns, hw);
             });
         }
@@ -299,14 +295,13 @@ impl Backward<Flex, 1> for PoolBackward {
             let mut out = vec![0.0f32; n * c * h * w];
             let shared = Shared(out.as_mut_ptr());
             for_each_task(n * c, |plane| {
-                let shared = shared;
                 for oy in 0..oh {
                     for ox in 0..ow {
                         let k = (plane * oh + oy) * ow + ox;
                         let win = winners[k] as usize;
                         let at = (plane * h + 2 * oy + win / 2) * w + 2 * ox + win % 2;
                         // SAFETY: plane `plane` of the output belongs to this task alone.
-                        unsafe { *shared.0.add(at) = g[k] };
+                        unsafe { *shared.at(at) = g[k] };
                     }
                 }
             });
@@ -325,7 +320,6 @@ fn pool(x: &FlexTensor, keep_winners: bool) -> (FlexTensor, Vec<u8>) {
     let mut winners = vec![0u8; if keep_winners { out.len() } else { 0 }];
     let (shared, shared_w) = (Shared(out.as_mut_ptr()), Shared(winners.as_mut_ptr()));
     for_each_task(n * c, |plane| {
-        let (shared, shared_w) = (shared, shared_w);
         for oy in 0..oh {
             let r0 = &x[(plane * h + 2 * oy) * w..][..w];
             let r1 = &x[(plane * h + 2 * oy + 1) * w..][..w];
@@ -341,9 +335,9 @@ fn pool(x: &FlexTensor, keep_winners: bool) -> (FlexTensor, Vec<u8>) {
                 let at = (plane * oh + oy) * ow + ox;
                 // SAFETY: plane `plane` of the outputs belongs to this task alone.
                 unsafe {
-                    *shared.0.add(at) = window[best];
+                    *shared.at(at) = window[best];
                     if keep_winners {
-                        *shared_w.0.add(at) = best as u8;
+                        *shared_w.at(at) = best as u8;
                     }
                 }
             }
@@ -401,6 +395,17 @@ impl<T> Clone for Shared<T> {
 impl<T> Copy for Shared<T> {}
 unsafe impl<T> Send for Shared<T> {}
 unsafe impl<T> Sync for Shared<T> {}
+impl<T> Shared<T> {
+    /// The pointer `offset` elements in. A method, not the field: a closure that reads the
+    /// field captures the bare raw pointer (Rust 2021 captures fields), which is not `Sync`;
+    /// calling this captures the whole `Shared`.
+    ///
+    /// # Safety
+    /// As [`pointer::add`]: `offset` must stay within the allocation.
+    unsafe fn at(&self, offset: usize) -> *mut T {
+        self.0.add(offset)
+    }
+}
 
 /// The convolution of `x` ([n, cin, h, w], contiguous; multiplied by `mask > 0` where a mask
 /// is given), plus `bias`, through a ReLU when `relu`.
@@ -438,7 +443,6 @@ fn conv(x: &[f32], mask: Option<&[f32]>, [n, cin, h, w]: [usize; 4], taps: &Taps
     let shared = Shared(out.as_mut_ptr());
     let padded = &padded;
     for_each_task(n * strips * blocks, |task| {
-        let shared = shared;
         let (i, rest) = (task / (strips * blocks), task % (strips * blocks));
         let (strip, blk) = (rest / blocks, rest % blocks);
         let (y0, y1) = (strip * rows, ((strip + 1) * rows).min(h));
@@ -470,7 +474,7 @@ fn conv(x: &[f32], mask: Option<&[f32]>, [n, cin, h, w]: [usize; 4], taps: &Taps
             for y in y0..y1 {
                 let src = &acc[o * cols + (y - y0) * pw..][..w];
                 // SAFETY: (image i, channel o0 + o, row y) belongs to this task alone.
-                let dst = unsafe { std::slice::from_raw_parts_mut(shared.0.add(((i * cout + o0 + o) * h + y) * w), w) };
+                let dst = unsafe { std::slice::from_raw_parts_mut(shared.at(((i * cout + o0 + o) * h + y) * w), w) };
                 for (d, &v) in dst.iter_mut().zip(src) {
                     let v = v + b;
                     // Not `max(0.0)`, which would turn a NaN into 0 and hide it from the loss.

@@ -155,13 +155,13 @@ pub fn encode(weights: &ConvWeights, manifest: &Manifest) -> Result<Vec<u8>> {
     }
     // serde_json's Map is a BTreeMap without the preserve_order feature: keys come out sorted.
     let mut head = serde_json::to_vec(&serde_json::Value::Object(header)).expect("json of plain values");
-    while head.len() % 8 != 0 {
+    while !head.len().is_multiple_of(8) {
         head.push(b' ');
     }
     let mut out = Vec::with_capacity(8 + head.len() + offset);
     out.extend_from_slice(&(head.len() as u64).to_le_bytes());
     out.extend_from_slice(&head);
-    for (_, (_, data)) in &tensors {
+    for (_, data) in tensors.values() {
         for &v in data.iter() {
             out.extend_from_slice(&f16::from_f32(v).to_le_bytes());
         }

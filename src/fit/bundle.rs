@@ -267,13 +267,7 @@ impl Bundle {
         if h.linear_base.len() != a {
             return Err(bad(format!("{} base values for {a} attributes", h.linear_base.len())));
         }
-        let linear = LinearGaussian {
-            layers,
-            base: h.linear_base.clone(),
-            mean: tensor("linear.mean", &[d])?,
-            coef: tensor("linear.coef", &[a, d])?,
-            basis: tensor("linear.basis", &[h.linear_components, d])?,
-        };
+        let linear = LinearGaussian::new(layers, h.linear_base.clone(), tensor("linear.mean", &[d])?, tensor("linear.coef", &[a, d])?, tensor("linear.basis", &[h.linear_components, d])?);
         let prior = match h.prior_gain {
             None => None,
             Some(gain) => {

@@ -30,6 +30,7 @@ pub struct CgmmFit {
 /// `rows` returns the activations of training image i (length = shape product); `labels` the
 /// ±1 labels of the same images. `per_attr` positives are drawn at random for each Gaussian
 /// (all of them when there are fewer).
+#[allow(clippy::too_many_arguments)]
 pub fn fit(
     vocab: &Vocabulary,
     layer: Layer,

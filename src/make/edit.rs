@@ -182,6 +182,9 @@ pub async fn classify(vgg: &Vgg16, clf: &DeviceClassifier, img: &RgbImage, size:
     imageops::read_f32(clf.probs(vgg, x)).await
 }
 
+/// Edits the largest face of `photo` (or, with `opts.centre_if_no_face`, the centre square)
+/// toward `requests` by `opts.method`, and pastes the edited crop back into the whole photo.
+#[allow(clippy::too_many_arguments)]
 pub async fn alter(
     vgg: &Vgg16,
     bundle: &Bundle,

@@ -251,6 +251,7 @@ pub async fn generate(
 /// The baseline: from the mean face plus noise, maximise the sum of the requested
 /// attributes' log-probabilities (log(1 - p) for a negation), with total variation keeping
 /// the image smooth.
+#[allow(clippy::too_many_arguments)]
 pub async fn visualize(
     vgg: &Vgg16,
     bundle: &Bundle,

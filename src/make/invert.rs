@@ -102,7 +102,7 @@ impl InvertConfig {
                 return bad(what, format!("{v}; must be a finite number >= 0"));
             }
         }
-        if self.norm_alpha == 0 || self.norm_alpha % 2 != 0 {
+        if self.norm_alpha == 0 || !self.norm_alpha.is_multiple_of(2) {
             return bad("norm alpha", format!("{}; must be an even integer >= 2", self.norm_alpha));
         }
         Ok(())

@@ -144,7 +144,7 @@ impl OnnxModel {
                     .or_else(|| node.ints("pads").map(<[i64]>::to_vec))
                     .filter(|p| p.len() == 8 && p.iter().all(|v| *v >= 0))
                     .ok_or_else(|| self.err("Pad needs 8 constant non-negative pads".into()))?;
-                let mode = node.attrs.get("mode").map_or(true, |m| *m == super::Attr::Str("constant".into()));
+                let mode = node.attrs.get("mode").is_none_or(|m| *m == super::Attr::Str("constant".into()));
                 if !mode {
                     return Err(self.err("only constant Pad is supported".into()));
                 }

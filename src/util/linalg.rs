@@ -1,9 +1,17 @@
 //! The little dense linear algebra the fitting needs (small matrices, f64): a symmetric
-//! positive-definite solve and a symmetric eigendecomposition.
+//! positive-definite solve (its Cholesky factor kept for repeated solves) and a symmetric
+//! eigendecomposition.
 
 /// Solves `a x = b` for symmetric positive-definite `a` (n x n, row-major) and `b` (n x m);
 /// returns None when `a` is not positive definite.
 pub fn solve_spd(a: &[f64], n: usize, b: &[f64], m: usize) -> Option<Vec<f64>> {
+    cholesky(a, n).map(|l| cholesky_solve(&l, n, b, m))
+}
+
+/// The lower-triangular L with L L^T = `a` (n x n, row-major, symmetric positive-definite),
+/// or None when `a` is not positive definite. Kept by callers that solve with one matrix
+/// many times ([`cholesky_solve`]).
+pub fn cholesky(a: &[f64], n: usize) -> Option<Vec<f64>> {
     let mut l = vec![0.0; n * n];
     for i in 0..n {
         for j in 0..=i {
@@ -18,6 +26,11 @@ pub fn solve_spd(a: &[f64], n: usize, b: &[f64], m: usize) -> Option<Vec<f64>> {
             }
         }
     }
+    Some(l)
+}
+
+/// Solves L L^T x = `b` (n x m) for the factor `l` of [`cholesky`].
+pub fn cholesky_solve(l: &[f64], n: usize, b: &[f64], m: usize) -> Vec<f64> {
     let mut x = b.to_vec();
     for c in 0..m {
         for i in 0..n {
@@ -29,7 +42,7 @@ pub fn solve_spd(a: &[f64], n: usize, b: &[f64], m: usize) -> Option<Vec<f64>> {
             x[i * m + c] = s / l[i * n + i];
         }
     }
-    Some(x)
+    x
 }
 
 /// Eigenvalues (descending) and eigenvectors (columns of the returned n x n row-major

@@ -73,7 +73,7 @@ pub fn check_output(path: &Path, image: bool) -> Result<()> {
 }
 
 pub fn report_steps(p: &deepface::make::invert::Progress) -> bool {
-    if p.step % 50 == 0 || p.step == p.steps {
+    if p.step.is_multiple_of(50) || p.step == p.steps {
         eprintln!("step {:>4}/{}  loss {:.5}", p.step, p.steps, p.loss);
     }
     true
