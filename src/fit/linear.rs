@@ -308,5 +308,8 @@ mod tests {
         for (g, w) in got.iter().zip(c) {
             assert!((g - w).abs() < 1e-3, "coordinates {got:?}, made with {c:?}");
         }
+        // The second solve (from the kept factor) and a clone's give the same numbers.
+        assert_eq!(model.coords_of(&phi), got);
+        assert_eq!(model.clone().coords_of(&phi), got);
     }
 }
