@@ -140,7 +140,7 @@ fn conv3x3_kernel(
 /// Output channels per invocation for `cout` channels: `TC` where it divides them, else all of
 /// a small count (the input gradient of conv1_1 has 3), else one.
 fn channel_tile(cout: usize) -> usize {
-    if cout % TC == 0 {
+    if cout.is_multiple_of(TC) {
         TC
     } else if cout <= TC {
         cout
