@@ -19,7 +19,7 @@ use crate::fit::bundle::{Bundle, ModelKind};
 use crate::fit::classifier::DeviceClassifier;
 use crate::make::edit::{self, EditOptions};
 use crate::make::generate::{self, GenerateOptions};
-use crate::make::invert::Progress;
+use crate::make::invert::{Progress, RunControl};
 use crate::make::prior::ImagePrior;
 use crate::util::platform::now_ms;
 use crate::backbone::vgg::Vgg16;
@@ -323,7 +323,7 @@ impl DeepFace {
             let opts = GenerateOptions { model, seed: o.seed.unwrap_or(0), steps, temperature: o.temperature, gain: o.gain, lr: None, layers: None, poison_at: o.nan_at_step, prior, prior_gain: o.prior_gain };
             let t0 = now_ms();
             let targets = generate::targets(&inner.vgg, b, &req, &opts, &inner.device).await.map_err(js_err)?;
-            let r = run_loop(&inner, &on_progress, t0, |cb| generate::generate(&inner.vgg, b, &req, &targets, &opts, &inner.device, Some(&inner.cancel), true, cb)).await?;
+            let r = run_loop(&inner, &on_progress, t0, |cb| generate::generate(&inner.vgg, b, &req, &targets, &opts, &inner.device, RunControl { cancel: Some(&inner.cancel), previews: true, on_progress: cb })).await?;
             let probs = edit::classify(&inner.vgg, &inner.clf, &r.image, b.image_size, &inner.device).await.map_err(js_err)?;
             let face_found = crate::data::face::is_face(&r.image);
             let out = Object::new();
@@ -402,7 +402,7 @@ impl DeepFace {
             let steps = steps_of(o.steps, edit::DEFAULT_STEPS)?;
             let eo = EditOptions { strength: o.strength.unwrap_or(edit::DEFAULT_STRENGTH), steps, seed: o.seed.unwrap_or(0), centre_if_no_face: o.centre_if_no_face, method: edit::EditMethod::Features, keep_colours: o.keep_colours };
             let t0 = now_ms();
-            let e = run_loop(&inner, &on_progress, t0, |cb| edit::alter(&inner.vgg, &inner.bundle, &inner.clf, &photo, &req, &eo, &inner.device, Some(&inner.cancel), true, cb)).await?;
+            let e = run_loop(&inner, &on_progress, t0, |cb| edit::alter(&inner.vgg, &inner.bundle, &inner.clf, &photo, &req, &eo, &inner.device, RunControl { cancel: Some(&inner.cancel), previews: true, on_progress: cb })).await?;
             let out = Object::new();
             set(&out, "image", image_obj(&e.photo));
             set(&out, "before", image_obj(&e.crop_before));

@@ -10,6 +10,7 @@ use deepface::fit::bundle::{Bundle, ModelKind};
 use deepface::data::dataset::Dataset;
 use deepface::fit::pipeline::{fit, FitOptions, FitReport};
 use deepface::make::generate::{generate, split_layers, targets, GenerateOptions};
+use deepface::make::invert::RunControl;
 use deepface::make::prior::ImagePrior;
 use deepface::backbone::vgg::Vgg16;
 use deepface::{fit::classifier, make::edit, util::imageops, Error};
@@ -108,7 +109,7 @@ fn generation_makes_distinct_faces_and_refuses_what_a_model_cannot_express() {
         let opts = GenerateOptions { model, seed, steps: 30, temperature: None, gain: None, lr: None, layers: None, poison_at: None, prior: ImagePrior::Pixels, prior_gain: None };
         let req = bundle.vocab.parse(spec)?;
         let targets = pollster::block_on(targets(vgg, bundle, &req, &opts, &dev))?;
-        pollster::block_on(generate(vgg, bundle, &req, &targets, &opts, &dev, None, false, |_| true))
+        pollster::block_on(generate(vgg, bundle, &req, &targets, &opts, &dev, RunControl::silent()))
     };
     let a = run(ModelKind::Linear, "Male,Smiling", 1).unwrap().image;
     let b = run(ModelKind::Linear, "Male,Smiling", 2).unwrap().image;
@@ -124,7 +125,7 @@ fn generation_makes_distinct_faces_and_refuses_what_a_model_cannot_express() {
     assert!(e.contains("cGMM models present attributes only"), "{e}");
     let opts = GenerateOptions { model: ModelKind::Linear, seed: 1, steps: 2, temperature: None, gain: None, lr: None, layers: Some(vec!["conv2_1".parse().unwrap()]), poison_at: None, prior: ImagePrior::Pixels, prior_gain: None };
     let t = pollster::block_on(targets(vgg, bundle, &[], &opts, &dev)).unwrap();
-    let e = pollster::block_on(generate(vgg, bundle, &[], &t, &opts, &dev, None, false, |_| true)).err().expect("conv2_1 is not modelled").to_string();
+    let e = pollster::block_on(generate(vgg, bundle, &[], &t, &opts, &dev, RunControl::silent())).err().expect("conv2_1 is not modelled").to_string();
     assert!(e.contains("`conv2_1` is not among them"), "{e}");
 }
 

@@ -5,7 +5,7 @@ mod common;
 use std::sync::atomic::AtomicBool;
 
 use burn::tensor::{Tensor, TensorData};
-use deepface::make::invert::{invert, noise_image, targets_from_image, InvertConfig, LayerTarget};
+use deepface::make::invert::{invert, noise_image, targets_from_image, InvertConfig, LayerTarget, RunControl};
 use deepface::backbone::vgg::{parse_layers, Layer};
 use deepface::{util::imageops, util::metrics, Error};
 
@@ -20,11 +20,11 @@ fn reconstructs_a_real_face_from_conv3_1() {
     let start = noise_image(64, cfg.init_noise, 0, &device);
     let start_psnr = metrics::psnr(&photo, &pollster::block_on(imageops::tensor_to_image(start.clone())).unwrap());
     let mut losses = Vec::new();
-    let out = pollster::block_on(invert(&vgg, &targets, start, &cfg, None, true, |p| {
+    let out = pollster::block_on(invert(&vgg, &targets, start, &cfg, RunControl { cancel: None, previews: true, on_progress: |p: &_| {
         assert!(p.image.as_ref().is_some_and(|i| i.dimensions() == (64, 64)));
         losses.push(p.loss);
         true
-    }))
+    } }))
     .unwrap();
     let psnr = metrics::psnr(&photo, &out.image);
     let ssim = metrics::ssim(&photo, &out.image);
@@ -52,13 +52,13 @@ fn non_finite_loss_is_an_error_not_an_image() {
     let mut data = vec![0.5f32; 3 * 32 * 32];
     data[100] = f32::NAN;
     let init = Tensor::<4>::from_data(TensorData::new(data, [1, 3, 32, 32]), &device);
-    let err = pollster::block_on(invert(&vgg, &targets, init, &cfg, None, false, |_| true)).err().expect("NaN must fail");
+    let err = pollster::block_on(invert(&vgg, &targets, init, &cfg, RunControl::silent())).err().expect("NaN must fail");
     assert!(matches!(err, Error::NonFinite { step: 1, .. }), "{err}");
     assert!(err.to_string().contains("diverged at step 1"), "{err}");
     // An infinite target is caught before any step.
     let bad = vec![LayerTarget { target: targets[0].target.clone().add_scalar(f32::INFINITY), ..targets[0].clone() }];
     let init = noise_image(32, 0.05, 0, &device);
-    let err = pollster::block_on(invert(&vgg, &bad, init, &cfg, None, false, |_| true)).err().expect("inf target must fail");
+    let err = pollster::block_on(invert(&vgg, &bad, init, &cfg, RunControl::silent())).err().expect("inf target must fail");
     assert!(matches!(err, Error::NonFinite { step: 0, .. }), "{err}");
 }
 
@@ -67,10 +67,10 @@ fn cancellation_by_callback_and_by_flag() {
     let (vgg, targets, device) = small_setup();
     let cfg = InvertConfig { steps: 50, report_every: 3, ..InvertConfig::default() };
     let init = noise_image(32, 0.05, 0, &device);
-    let err = pollster::block_on(invert(&vgg, &targets, init.clone(), &cfg, None, false, |_| false)).err().unwrap();
+    let err = pollster::block_on(invert(&vgg, &targets, init.clone(), &cfg, RunControl::reporting(|_| false))).err().unwrap();
     assert!(matches!(err, Error::Cancelled { step: 3 }), "{err}");
     let flag = AtomicBool::new(true);
-    let err = pollster::block_on(invert(&vgg, &targets, init, &cfg, Some(&flag), false, |_| true)).err().unwrap();
+    let err = pollster::block_on(invert(&vgg, &targets, init, &cfg, RunControl { cancel: Some(&flag), ..RunControl::silent() })).err().unwrap();
     assert!(matches!(err, Error::Cancelled { step: 1 }), "{err}");
 }
 
@@ -85,7 +85,7 @@ fn bad_settings_are_named() {
         (InvertConfig { tv_weight: -1.0, ..InvertConfig::default() }, "tv weight"),
         (InvertConfig { beta2: 1.0, ..InvertConfig::default() }, "beta2"),
     ] {
-        let err = pollster::block_on(invert(&vgg, &targets, init.clone(), &cfg, None, false, |_| true)).err().unwrap();
+        let err = pollster::block_on(invert(&vgg, &targets, init.clone(), &cfg, RunControl::silent())).err().unwrap();
         assert!(err.to_string().contains(needle), "{err} should mention {needle}");
     }
     assert!(imageops::check_size(16).unwrap_err().to_string().contains("at least 32 px"));
@@ -115,10 +115,10 @@ fn nan_in_the_loss_stops_the_run_with_its_step() {
     let targets = targets_from_image(&vgg, img, &["conv1_2".parse().unwrap()]);
     let cfg = InvertConfig { steps: 20, report_every: 5, poison_at: Some(7), ..InvertConfig::default() };
     let mut last = 0;
-    let r = pollster::block_on(invert(&vgg, &targets, noise_image(32, 0.05, 2, &device), &cfg, None, false, |p| {
+    let r = pollster::block_on(invert(&vgg, &targets, noise_image(32, 0.05, 2, &device), &cfg, RunControl::reporting(|p| {
         last = p.step;
         true
-    }));
+    })));
     match r {
         Err(Error::NonFinite { step, value }) => {
             assert_eq!(step, 10, "the first report after the NaN must stop the run");
@@ -140,7 +140,7 @@ fn match_error_is_zero_for_the_target_image_and_falls_as_inversion_runs() {
     assert!(e_own < 1e-6, "the target image itself: {e_own}");
     assert!(e_other > 0.05, "another noise image: {e_other}");
     let cfg = InvertConfig { steps: 40, ..InvertConfig::default() };
-    let out = pollster::block_on(invert(&vgg, &targets, other, &cfg, None, false, |_| true)).unwrap();
+    let out = pollster::block_on(invert(&vgg, &targets, other, &cfg, RunControl::silent())).unwrap();
     let e_after = pollster::block_on(deepface::make::invert::match_error(&vgg, out.tensor, &targets)).unwrap();
     assert!(e_after < 0.5 * e_other, "40 steps: {e_other} -> {e_after}");
 }
@@ -157,7 +157,7 @@ fn tv_of_the_change_smooths_what_is_added_not_the_start_image() {
     let before = tv_of(start.clone());
     let run = |tv_of_change| {
         let cfg = InvertConfig { steps: 30, lr: 0.02, tv_weight: 1e-2, tv_of_change, report_every: 10, ..InvertConfig::default() };
-        pollster::block_on(invert(&vgg, &targets, start.clone(), &cfg, None, false, |_| true)).unwrap()
+        pollster::block_on(invert(&vgg, &targets, start.clone(), &cfg, RunControl::silent())).unwrap()
     };
     let (image_tv, change_tv) = (run(false), run(true));
     let (a, b) = (tv_of(image_tv.tensor.clone()), tv_of(change_tv.tensor.clone()));

@@ -12,6 +12,7 @@ use deepface::data::face;
 use deepface::data::label::FaceLabels;
 use deepface::fit::bundle::Bundle;
 use deepface::make::generate::{default_steps, generate, targets, GenerateOptions};
+use deepface::make::invert::RunControl;
 use deepface::make::prior::ImagePrior;
 use deepface::Error;
 
@@ -35,7 +36,7 @@ fn independent_networks_see_what_was_asked_in_generated_faces() {
             .map(|seed| {
                 let opts = options(&bundle, seed, ImagePrior::Generator);
                 let t = pollster::block_on(targets(&vgg, &bundle, &req, &opts, &dev)).unwrap();
-                pollster::block_on(generate(&vgg, &bundle, &req, &t, &opts, &dev, None, false, |_| true)).unwrap().image
+                pollster::block_on(generate(&vgg, &bundle, &req, &t, &opts, &dev, RunControl::silent())).unwrap().image
             })
             .collect();
         labeler.predict(&faces).unwrap().into_iter().zip(faces.iter().map(face::is_face)).collect()
@@ -68,7 +69,7 @@ fn the_generator_route_holds_the_code_near_the_seeds_own() {
     let z0 = prior::code(p, &req, opts.seed, None, &dev);
     let cfg = latent_config(&opts);
     let moved = |anchor: f32| -> f32 {
-        let (_, z) = pollster::block_on(prior::invert_latent(&vgg, &g, &t, z0.clone(), anchor, &cfg, None, false, |_| true)).unwrap();
+        let (_, z) = pollster::block_on(prior::invert_latent(&vgg, &g, &t, z0.clone(), anchor, &cfg, RunControl::silent())).unwrap();
         (z - z0.clone()).square().mean().into_scalar()
     };
     let (free, held) = (moved(0.0), moved(ANCHOR_WEIGHT));
@@ -84,7 +85,7 @@ fn the_generator_prior_refuses_what_it_cannot_do() {
     // NaN in the code stops the run like NaN in the pixels does.
     let opts = GenerateOptions { poison_at: Some(3), ..options(&bundle, 1, ImagePrior::Generator) };
     let t = pollster::block_on(targets(&vgg, &bundle, &req, &opts, &dev)).unwrap();
-    let e = pollster::block_on(generate(&vgg, &bundle, &req, &t, &opts, &dev, None, false, |_| true)).err().expect("NaN stops the run");
+    let e = pollster::block_on(generate(&vgg, &bundle, &req, &t, &opts, &dev, RunControl::silent())).err().expect("NaN stops the run");
     assert!(matches!(e, Error::NonFinite { .. }), "{e}");
     // A bundle from before the prior: generator modes say why, pixels still work.
     bundle.prior = None;
@@ -93,11 +94,11 @@ fn the_generator_prior_refuses_what_it_cannot_do() {
     assert!(old.prior.is_none());
     for prior in [ImagePrior::Generator, ImagePrior::Latent] {
         let opts = options(&old, 1, prior);
-        let e = pollster::block_on(generate(&vgg, &old, &req, &t, &opts, &dev, None, false, |_| true)).err().expect("no generator").to_string();
+        let e = pollster::block_on(generate(&vgg, &old, &req, &t, &opts, &dev, RunControl::silent())).err().expect("no generator").to_string();
         assert!(e.contains("no face generator") && e.contains("pixels"), "{e}");
     }
     let opts = GenerateOptions { steps: 2, ..options(&old, 1, ImagePrior::Pixels) };
-    assert!(pollster::block_on(generate(&vgg, &old, &req, &t, &opts, &dev, None, false, |_| true)).is_ok());
+    assert!(pollster::block_on(generate(&vgg, &old, &req, &t, &opts, &dev, RunControl::silent())).is_ok());
     // A damaged generator tensor is refused with its name (checksum recomputed, so the parser
     // behind it is what answers).
     let mut with = std::fs::read(common::repo().join("model/default.bundle")).unwrap();
@@ -131,7 +132,7 @@ fn a_photos_projection_into_the_generator_moves_its_code_toward_the_photo() {
     let photo = deepface::util::imageops::load(&common::repo().join("data/real_faces/obama.png")).unwrap();
     let (crop, faces) = edit::face_crop(&photo, bundle.image_size);
     assert!(!faces.is_empty(), "the committed photo shows a face");
-    let run = |steps| pollster::block_on(edit::project(&vgg, &bundle, &g, &crop, steps, 0, &dev, None, false, |_| true)).unwrap();
+    let run = |steps| pollster::block_on(edit::project(&vgg, &bundle, &g, &crop, steps, 0, &dev, RunControl::silent())).unwrap();
     let ((first, z1), (last, z40)) = (run(1), run(40));
     let mean_sq = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(a, b)| (a - b).powi(2)).sum::<f32>() / a.len() as f32;
     let moved = mean_sq(&z1, &z40);
@@ -141,7 +142,7 @@ fn a_photos_projection_into_the_generator_moves_its_code_toward_the_photo() {
     // And the photo's projection depends on the photo: another face gives another code.
     let other = deepface::util::imageops::load(&common::repo().join("data/real_faces/grace_hopper.png")).unwrap();
     let (crop2, _) = edit::face_crop(&other, bundle.image_size);
-    let (_, z_other) = pollster::block_on(edit::project(&vgg, &bundle, &g, &crop2, 40, 0, &dev, None, false, |_| true)).unwrap();
+    let (_, z_other) = pollster::block_on(edit::project(&vgg, &bundle, &g, &crop2, 40, 0, &dev, RunControl::silent())).unwrap();
     let apart = mean_sq(&z40, &z_other);
     assert!(apart > 0.01, "two photos' codes differ by {apart:.4}");
 }

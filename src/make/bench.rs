@@ -3,7 +3,7 @@
 
 use burn::tensor::Device;
 
-use crate::make::invert::{invert, noise_image, targets_from_image, InvertConfig};
+use crate::make::invert::{invert, noise_image, targets_from_image, InvertConfig, RunControl};
 use crate::util::platform::now_ms;
 use crate::backbone::vgg::{Layer, Vgg16};
 use crate::{util::imageops, Error, Result};
@@ -33,11 +33,11 @@ pub async fn time_steps(vgg: &Vgg16, layers: &[Layer], size: usize, steps: usize
     let targets = targets_from_image(vgg, noise_image(size, 0.2, 1, device), layers);
     let cfg = InvertConfig { steps, report_every: steps, ..InvertConfig::default() };
     let init = noise_image(size, 0.05, 2, device);
-    invert(vgg, &targets, init.clone(), &InvertConfig { steps: 2, ..cfg.clone() }, None, false, |_| true).await?;
+    invert(vgg, &targets, init.clone(), &InvertConfig { steps: 2, ..cfg.clone() }, RunControl::silent()).await?;
     let mut per_step = Vec::with_capacity(runs);
     for _ in 0..runs {
         let t = now_ms();
-        invert(vgg, &targets, init.clone(), &cfg, None, false, |_| true).await?;
+        invert(vgg, &targets, init.clone(), &cfg, RunControl::silent()).await?;
         per_step.push((now_ms() - t) / steps as f64);
     }
     let mut forward = Vec::with_capacity(runs);

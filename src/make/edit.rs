@@ -3,8 +3,6 @@
 //! directions, invert starting from the face itself, and paste the result back into the
 //! full-resolution photo with a soft mask.
 
-use std::sync::atomic::AtomicBool;
-
 use burn::tensor::{Device, Tensor, TensorData};
 use image::RgbImage;
 
@@ -12,7 +10,7 @@ use crate::data::attributes::Request;
 use crate::fit::bundle::Bundle;
 use crate::fit::classifier::DeviceClassifier;
 use crate::data::face::{self, FaceBox, Frame};
-use crate::make::invert::{self, InvertConfig, LayerTarget, Progress};
+use crate::make::invert::{self, InvertConfig, LayerTarget, Progress, RunControl};
 use crate::backbone::vgg::Vgg16;
 use crate::{util::imageops, Error, Result};
 
@@ -193,9 +191,7 @@ pub async fn alter(
     requests: &[Request],
     opts: &EditOptions,
     device: &Device,
-    cancel: Option<&AtomicBool>,
-    previews: bool,
-    on_progress: impl FnMut(&Progress) -> bool,
+    run: RunControl<'_, impl FnMut(&Progress) -> bool>,
 ) -> Result<Edited> {
     if requests.is_empty() {
         return Err(Error::invalid("attributes", "choose at least one attribute to change"));
@@ -214,8 +210,8 @@ pub async fn alter(
     let probs_before = classify(vgg, clf, &crop_before, size, device).await?;
 
     let crop_after = match opts.method {
-        EditMethod::Features => edit_features(vgg, bundle, &crop_before, &probs_before, requests, opts, device, cancel, previews, on_progress).await?,
-        EditMethod::Latent => edit_latent(vgg, bundle, &crop_before, requests, opts, device, cancel, previews, on_progress).await?,
+        EditMethod::Features => edit_features(vgg, bundle, &crop_before, &probs_before, requests, opts, device, run).await?,
+        EditMethod::Latent => edit_latent(vgg, bundle, &crop_before, requests, opts, device, run).await?,
     };
     // The attribute directions were learnt on colour faces, and their colour (a red mouth for
     // -Smiling, purple and green streaks in Senior hair, a red cast for -Male) is not part of the
@@ -247,9 +243,7 @@ async fn edit_features(
     requests: &[Request],
     opts: &EditOptions,
     device: &Device,
-    cancel: Option<&AtomicBool>,
-    previews: bool,
-    on_progress: impl FnMut(&Progress) -> bool,
+    run: RunControl<'_, impl FnMut(&Progress) -> bool>,
 ) -> Result<RgbImage> {
     // The shift: from the face's own (classified) attribute vector to the requested one, each
     // requested attribute moving at least its least push of the way (`min_push`).
@@ -283,7 +277,7 @@ async fn edit_features(
         at += n;
     }
     let cfg = InvertConfig { steps: opts.steps, seed: opts.seed, lr: 0.02, tv_weight: EDIT_TV, tv_of_change: true, jitter: 0, report_every: 10, ..InvertConfig::default() };
-    Ok(invert::invert(vgg, &targets, start, &cfg, cancel, previews, on_progress).await?.image)
+    Ok(invert::invert(vgg, &targets, start, &cfg, run).await?.image)
 }
 
 /// A face crop's code in the face generator: Adam on z, from the seed's random code, until
@@ -299,9 +293,7 @@ pub async fn project(
     steps: usize,
     seed: u64,
     device: &Device,
-    cancel: Option<&AtomicBool>,
-    previews: bool,
-    on_progress: impl FnMut(&Progress) -> bool,
+    run: RunControl<'_, impl FnMut(&Progress) -> bool>,
 ) -> Result<(invert::Inverted, Vec<f32>)> {
     use crate::make::prior;
     let p = prior::prior_of(bundle)?;
@@ -310,14 +302,13 @@ pub async fn project(
     let z0 = prior::code(p, &[], seed, None, device);
     let cfg = InvertConfig { steps, seed, lr: 0.1, beta2: 0.99, jitter: 0, report_every: 10, ..InvertConfig::default() };
     // No anchor: the start is a random person, not the photo's.
-    let (fit, z) = prior::invert_latent(vgg, generator, &targets, z0, 0.0, &cfg, cancel, previews, on_progress).await?;
+    let (fit, z) = prior::invert_latent(vgg, generator, &targets, z0, 0.0, &cfg, run).await?;
     Ok((fit, imageops::read_f32(z).await?))
 }
 
 /// The edited crop through the face generator: the change between G(z) and G(z') for the
 /// face's fitted code z and z' moved toward the request, added to the crop itself, so the
 /// photo keeps its own detail and gains only what the generator changes.
-#[allow(clippy::too_many_arguments)]
 async fn edit_latent(
     vgg: &Vgg16,
     bundle: &Bundle,
@@ -325,14 +316,12 @@ async fn edit_latent(
     requests: &[Request],
     opts: &EditOptions,
     device: &Device,
-    cancel: Option<&AtomicBool>,
-    previews: bool,
-    on_progress: impl FnMut(&Progress) -> bool,
+    run: RunControl<'_, impl FnMut(&Progress) -> bool>,
 ) -> Result<RgbImage> {
     use crate::make::prior;
     let p = prior::prior_of(bundle)?;
     let generator = crate::data::dcgan::Generator::new(&p.generator, device);
-    let (_, z) = project(vgg, bundle, &generator, crop_before, opts.steps, opts.seed, device, cancel, previews, on_progress).await?;
+    let (_, z) = project(vgg, bundle, &generator, crop_before, opts.steps, opts.seed, device, run).await?;
     // Strength 4 (the default) moves as far as a generated request does.
     let moved = p.latent.apply(z.clone(), requests, p.gain * opts.strength / DEFAULT_STRENGTH, true);
     let render = |v: Vec<f32>| imageops::tensor_to_image(prior::render(&generator, Tensor::from_data(TensorData::new(v, [1, crate::data::dcgan::LATENT]), device)));

@@ -11,6 +11,7 @@ use image::RgbImage;
 use crate::fit::bundle::{Bundle, ModelKind};
 use crate::fit::classifier::decide;
 use crate::make::generate::{generate, targets, GenerateOptions};
+use crate::make::invert::RunControl;
 use crate::backbone::vgg::Vgg16;
 use crate::{data::face, Result};
 
@@ -49,7 +50,7 @@ pub fn run(vgg: &Vgg16, bundle: &Bundle, models: &[ModelKind], sets: &[String], 
                     }
                     Err(e) => return Err(e),
                 };
-                let r = pollster::block_on(generate(vgg, bundle, &req, &targets, &opts, device, None, false, |_| true))?;
+                let r = pollster::block_on(generate(vgg, bundle, &req, &targets, &opts, device, RunControl::silent()))?;
                 let probs = pollster::block_on(crate::make::edit::classify(vgg, &clf, &r.image, bundle.image_size, device))?;
                 let error = pollster::block_on(crate::make::invert::match_error(vgg, crate::util::imageops::to_tensor(&r.image, device), &targets))?;
                 eprintln!("{model:?} `{spec}` seed {seed}: {:.1} s", t.elapsed().as_secs_f64());

@@ -1,13 +1,11 @@
 //! Generation (a conditional model's sample, then feature inversion) and the paper's
 //! baseline (class visualisation: gradient ascent on the classifier's attribute scores).
 
-use std::sync::atomic::AtomicBool;
-
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::data::attributes::Request;
 use crate::fit::bundle::{Bundle, ModelKind};
-use crate::make::invert::{self, InvertConfig, Inverted, LayerTarget, Progress};
+use crate::make::invert::{self, InvertConfig, Inverted, LayerTarget, Progress, RunControl};
 use crate::make::prior::{self, ImagePrior};
 use crate::util::rng::Rng;
 use crate::backbone::vgg::{Layer, Vgg16};
@@ -218,7 +216,6 @@ pub fn latent_config(opts: &GenerateOptions) -> InvertConfig {
 /// sample, or through the generator the linear model's target anchored on the first face;
 /// kept by the caller to measure the result against it); it matches the layers `opts`
 /// chooses among the target's.
-#[allow(clippy::too_many_arguments)]
 pub async fn generate(
     vgg: &Vgg16,
     bundle: &Bundle,
@@ -226,16 +223,14 @@ pub async fn generate(
     targets: &[LayerTarget],
     opts: &GenerateOptions,
     device: &Device,
-    cancel: Option<&AtomicBool>,
-    previews: bool,
-    on_progress: impl FnMut(&Progress) -> bool,
+    run: RunControl<'_, impl FnMut(&Progress) -> bool>,
 ) -> Result<Inverted> {
     let want = layers_to_match(bundle, opts.model, opts.layers.as_deref())?;
     let matched: Vec<LayerTarget> = targets.iter().filter(|t| want.contains(&t.layer)).cloned().collect();
     match opts.prior {
         ImagePrior::Pixels => {
             let init = start_image(bundle, opts.seed, device);
-            invert::invert(vgg, &matched, init, &invert_config(opts), cancel, previews, on_progress).await
+            invert::invert(vgg, &matched, init, &invert_config(opts), run).await
         }
         ImagePrior::Latent => prior::preview(prior::prior_of(bundle)?, requests, opts.seed, opts.prior_gain, device).await,
         ImagePrior::Generator => {
@@ -243,7 +238,7 @@ pub async fn generate(
             let generator = crate::data::dcgan::Generator::new(&p.generator, device);
             let z0 = prior::code(p, requests, opts.seed, opts.prior_gain, device);
             let cfg = latent_config(opts);
-            Ok(prior::invert_latent(vgg, &generator, &matched, z0, prior::ANCHOR_WEIGHT, &cfg, cancel, previews, on_progress).await?.0)
+            Ok(prior::invert_latent(vgg, &generator, &matched, z0, prior::ANCHOR_WEIGHT, &cfg, run).await?.0)
         }
     }
 }
@@ -251,7 +246,6 @@ pub async fn generate(
 /// The baseline: from the mean face plus noise, maximise the sum of the requested
 /// attributes' log-probabilities (log(1 - p) for a negation), with total variation keeping
 /// the image smooth.
-#[allow(clippy::too_many_arguments)]
 pub async fn visualize(
     vgg: &Vgg16,
     bundle: &Bundle,
@@ -259,8 +253,7 @@ pub async fn visualize(
     seed: u64,
     steps: usize,
     device: &Device,
-    cancel: Option<&AtomicBool>,
-    on_progress: impl FnMut(&Progress) -> bool,
+    run: RunControl<'_, impl FnMut(&Progress) -> bool>,
 ) -> Result<Inverted> {
     if requests.is_empty() {
         return Err(crate::Error::invalid("attributes", "class visualisation needs at least one attribute to ascend"));
@@ -280,7 +273,7 @@ pub async fn visualize(
     let neg = Tensor::<2>::from_data(TensorData::new(neg, [1, a]), device);
     let cfg = InvertConfig { steps, seed, jitter: 1, report_every: 10, tv_weight: 2e-3, lr: 0.02, ..InvertConfig::default() };
     let init = start_image(bundle, seed, device);
-    invert::optimise(init, &cfg, cancel, false, on_progress, |x, shift, _| {
+    invert::optimise(init, &cfg, run, |x, shift, _| {
         invert::autodiff_grad(x, |x| {
             let seen = invert::jitter(x.clone(), shift);
             let lp = clf.log_probs(clf.logits(crate::fit::classifier::pooled(vgg.forward(seen, &crate::fit::classifier::feature_layers()))));

@@ -109,6 +109,30 @@ impl InvertConfig {
     }
 }
 
+/// How the caller of a long run (an inversion, a generation, an edit) follows and stops it:
+/// `on_progress` is called every `report_every` steps and at the end, with the image so far
+/// when `previews` is set; its returning `false`, or `cancel` being set, stops the run with
+/// [`Error::Cancelled`].
+pub struct RunControl<'a, F: FnMut(&Progress) -> bool> {
+    pub cancel: Option<&'a AtomicBool>,
+    pub previews: bool,
+    pub on_progress: F,
+}
+
+impl RunControl<'static, fn(&Progress) -> bool> {
+    /// A run nobody follows or stops (a batch job, a test).
+    pub fn silent() -> Self {
+        RunControl { cancel: None, previews: false, on_progress: |_| true }
+    }
+}
+
+impl<F: FnMut(&Progress) -> bool> RunControl<'static, F> {
+    /// A run followed by `on_progress`, without previews or a cancel flag (the CLI).
+    pub fn reporting(on_progress: F) -> Self {
+        RunControl { cancel: None, previews: false, on_progress }
+    }
+}
+
 /// What the progress callback sees.
 #[derive(Clone, Debug)]
 pub struct Progress {
@@ -340,18 +364,9 @@ pub async fn match_error(vgg: &Vgg16, x: Tensor<4>, targets: &[LayerTarget]) -> 
     Ok(read_f32(feature_loss(vgg.forward(x.without_autodiff(), &layers), targets, &inv)).await?[0])
 }
 
-/// Runs the optimisation from `init`. `on_progress` is called every `report_every` steps and
-/// at the end; returning `false` cancels, as does setting `cancel`. A non-finite loss is an
-/// error, never an image.
-pub async fn invert(
-    vgg: &Vgg16,
-    targets: &[LayerTarget],
-    init: Tensor<4>,
-    cfg: &InvertConfig,
-    cancel: Option<&AtomicBool>,
-    previews: bool,
-    on_progress: impl FnMut(&Progress) -> bool,
-) -> Result<Inverted> {
+/// Runs the optimisation from `init`, followed and stopped through `run`. A non-finite loss
+/// is an error, never an image.
+pub async fn invert(vgg: &Vgg16, targets: &[LayerTarget], init: Tensor<4>, cfg: &InvertConfig, run: RunControl<'_, impl FnMut(&Progress) -> bool>) -> Result<Inverted> {
     cfg.validate()?;
     if targets.is_empty() {
         return Err(Error::invalid("targets", "no layer to match"));
@@ -360,7 +375,7 @@ pub async fn invert(
     if cfg.tv_of_change {
         objective = objective.with_tv_origin(init.clone());
     }
-    optimise(init, cfg, cancel, previews, on_progress, |x, shift, want_loss| objective.grad(x, shift, want_loss)).await
+    optimise(init, cfg, run, |x, shift, want_loss| objective.grad(x, shift, want_loss)).await
 }
 
 /// The value and gradient of a differentiable `loss(x)`, by burn's autodiff: for objectives
@@ -379,25 +394,20 @@ pub fn autodiff_grad(x: Tensor<4>, loss_of: impl FnOnce(Tensor<4>) -> Tensor<1>)
 pub async fn optimise(
     init: Tensor<4>,
     cfg: &InvertConfig,
-    cancel: Option<&AtomicBool>,
-    previews: bool,
-    on_progress: impl FnMut(&Progress) -> bool,
+    run: RunControl<'_, impl FnMut(&Progress) -> bool>,
     grad_of: impl Fn(Tensor<4>, (i64, i64), bool) -> Result<(Option<Tensor<1>>, Tensor<4>)>,
 ) -> Result<Inverted> {
-    Ok(optimise_param(init, Some((0.0, 1.0)), cfg, cancel, previews, on_progress, grad_of, |x| x).await?.0)
+    Ok(optimise_param(init, Some((0.0, 1.0)), cfg, run, grad_of, |x| x).await?.0)
 }
 
 /// Adam on any parameter tensor (the pixels, or a generator's latent code) whose image is
 /// `image_of(p)`, with jitter, cosine learning-rate decay, progress, cancel and divergence
 /// checks; `bounds` clamps the parameter after each step. Returns the image and the parameter.
-#[allow(clippy::too_many_arguments)]
 pub async fn optimise_param<const D: usize>(
     init: Tensor<D>,
     bounds: Option<(f32, f32)>,
     cfg: &InvertConfig,
-    cancel: Option<&AtomicBool>,
-    previews: bool,
-    mut on_progress: impl FnMut(&Progress) -> bool,
+    mut run: RunControl<'_, impl FnMut(&Progress) -> bool>,
     grad_of: impl Fn(Tensor<D>, (i64, i64), bool) -> Result<(Option<Tensor<1>>, Tensor<D>)>,
     image_of: impl Fn(Tensor<D>) -> Tensor<4>,
 ) -> Result<(Inverted, Tensor<D>)> {
@@ -409,7 +419,7 @@ pub async fn optimise_param<const D: usize>(
     let report_every = cfg.report_every.max(1);
     let mut loss_value = f32::NAN;
     for step in 1..=cfg.steps {
-        if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+        if run.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
             return Err(Error::Cancelled { step });
         }
         let shift = if cfg.jitter > 0 {
@@ -444,8 +454,8 @@ pub async fn optimise_param<const D: usize>(
         };
         (x, m, v) = (nx, nm, nv);
         if report {
-            let image = if previews { Some(tensor_to_image(image_of(x.clone())).await?) } else { None };
-            if !on_progress(&Progress { step, steps: cfg.steps, loss: loss_value, image }) {
+            let image = if run.previews { Some(tensor_to_image(image_of(x.clone())).await?) } else { None };
+            if !(run.on_progress)(&Progress { step, steps: cfg.steps, loss: loss_value, image }) {
                 return Err(Error::Cancelled { step });
             }
             crate::util::platform::yield_now().await;

@@ -3,15 +3,13 @@
 //! 2016: feature matching through a generator network), or the latent code of a request alone,
 //! rendered in one generator pass (the instant preview and the sliders).
 
-use std::sync::atomic::AtomicBool;
-
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::backbone::vgg::Vgg16;
 use crate::data::attributes::Request;
 use crate::data::dcgan::{Generator, LATENT};
 use crate::fit::bundle::{Bundle, Prior};
-use crate::make::invert::{optimise_param, InvertConfig, Inverted, LayerTarget, Objective, Progress};
+use crate::make::invert::{optimise_param, InvertConfig, Inverted, LayerTarget, Objective, Progress, RunControl};
 use crate::util::imageops::tensor_to_image;
 use crate::{Error, Result};
 
@@ -106,7 +104,6 @@ pub const ANCHOR_WEIGHT: f32 = 2.0;
 /// projection, which starts from a random code). The image gradient comes from the same
 /// objective as pixel inversion (on the GPU its hand-written gradient), and burn's autodiff
 /// carries it back through G alone.
-#[allow(clippy::too_many_arguments)]
 pub async fn invert_latent(
     vgg: &Vgg16,
     generator: &Generator,
@@ -114,9 +111,7 @@ pub async fn invert_latent(
     z0: Tensor<2>,
     anchor: f32,
     cfg: &InvertConfig,
-    cancel: Option<&AtomicBool>,
-    previews: bool,
-    on_progress: impl FnMut(&Progress) -> bool,
+    run: RunControl<'_, impl FnMut(&Progress) -> bool>,
 ) -> Result<(Inverted, Tensor<2>)> {
     cfg.validate()?;
     if targets.is_empty() {
@@ -137,5 +132,5 @@ pub async fn invert_latent(
         let loss = loss.map(|l| l + z.clone().square().sum().mul_scalar(k) + moved.clone().square().sum().mul_scalar(ka));
         Ok((loss, gz + z.mul_scalar(2.0 * k) + moved.mul_scalar(2.0 * ka)))
     };
-    optimise_param(z0, None, cfg, cancel, previews, on_progress, grad_of, |z| render(generator, z)).await
+    optimise_param(z0, None, cfg, run, grad_of, |z| render(generator, z)).await
 }

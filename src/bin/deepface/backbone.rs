@@ -7,11 +7,11 @@ use burn::tensor::Device;
 
 use deepface::backbone::vgg::parse_layers;
 use deepface::backbone::weights::{self, InputConvention, Manifest};
-use deepface::make::invert::{invert, noise_image, targets_from_image, InvertConfig};
+use deepface::make::invert::{invert, noise_image, targets_from_image, InvertConfig, RunControl};
 use deepface::util::{imageops, metrics};
 use deepface::{Error, Result};
 
-use crate::common::{check_output, save_png, write_atomic, ModelArgs};
+use crate::common::{check_output, report_steps, save_png, write_atomic, ModelArgs};
 
 /// Convert VGG16 conv weights (ONNX, PyTorch .pth, safetensors) into deepface's backbone file.
 #[derive(clap::Args)]
@@ -78,12 +78,7 @@ impl Invert {
         let targets = targets_from_image(&vgg, imageops::to_tensor(&photo, device), &layers);
         let init = noise_image(size as usize, cfg.init_noise, seed, device);
         let start = Instant::now();
-        let result = pollster::block_on(invert(&vgg, &targets, init, &cfg, None, false, |p| {
-            if p.step % 50 == 0 || p.step == p.steps {
-                eprintln!("step {:>4}/{}  loss {:.5}", p.step, p.steps, p.loss);
-            }
-            true
-        }))?;
+        let result = pollster::block_on(invert(&vgg, &targets, init, &cfg, RunControl::reporting(report_steps)))?;
         let secs = start.elapsed().as_secs_f64();
         save_png(&result.image, &out)?;
         println!(

@@ -8,6 +8,7 @@ use burn::tensor::Device;
 use deepface::backbone::vgg::parse_layers;
 use deepface::fit::bundle::ModelKind;
 use deepface::make::generate::{generate, GenerateOptions};
+use deepface::make::invert::RunControl;
 use deepface::make::prior::ImagePrior;
 use deepface::util::{imageops, metrics};
 use deepface::{Error, Result};
@@ -101,7 +102,7 @@ impl Generate {
         let opts = GenerateOptions { model, seed, steps, temperature, gain, lr: None, layers, poison_at: None, prior, prior_gain };
         let start = Instant::now();
         let targets = pollster::block_on(deepface::make::generate::targets(&vgg, &bundle, &req, &opts, device))?;
-        let r = pollster::block_on(generate(&vgg, &bundle, &req, &targets, &opts, device, None, false, report_steps))?;
+        let r = pollster::block_on(generate(&vgg, &bundle, &req, &targets, &opts, device, RunControl::reporting(report_steps)))?;
         save_png(&r.image, &out)?;
         let probs = classify(&vgg, &bundle, &r.image, device)?;
         println!("{model:?} model, {} prior, seed {seed}, {steps} steps in {:.1} s -> {}", prior.name(), start.elapsed().as_secs_f64(), out.display());
@@ -148,7 +149,7 @@ impl Alter {
         let clf = bundle.classifier.to_device(device);
         let opts = deepface::make::edit::EditOptions { strength, steps, seed: 0, centre_if_no_face: centre, method: method.parse()?, keep_colours };
         let start = Instant::now();
-        let e = pollster::block_on(deepface::make::edit::alter(&vgg, &bundle, &clf, &img, &req, &opts, device, None, false, report_steps))?;
+        let e = pollster::block_on(deepface::make::edit::alter(&vgg, &bundle, &clf, &img, &req, &opts, device, RunControl::reporting(report_steps)))?;
         save_png(&e.photo, &out)?;
         let (x, y, side) = e.rect;
         println!(
@@ -188,7 +189,7 @@ impl Visualize {
         let (vgg, bundle) = bundle.load(device)?;
         let req = bundle.vocab.parse(&attrs)?;
         let start = Instant::now();
-        let r = pollster::block_on(deepface::make::generate::visualize(&vgg, &bundle, &req, seed, steps, device, None, report_steps))?;
+        let r = pollster::block_on(deepface::make::generate::visualize(&vgg, &bundle, &req, seed, steps, device, RunControl::reporting(report_steps)))?;
         save_png(&r.image, &out)?;
         println!("class visualisation, {steps} steps in {:.1} s -> {}", start.elapsed().as_secs_f64(), out.display());
         print_probs(&bundle, &classify(&vgg, &bundle, &r.image, device)?);

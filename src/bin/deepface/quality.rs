@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use deepface::data::dcgan::Generator;
 use deepface::fit::bundle::{Bundle, ModelKind};
 use deepface::make::generate::{default_steps, generate, route_uses, targets, GenerateOptions, RouteUses};
+use deepface::make::invert::RunControl;
 use deepface::make::prior::{self, ImagePrior};
 use deepface::util::imageops;
 use deepface::{Error, Result};
@@ -148,7 +149,7 @@ impl QualitySet {
                                 Err(e) => return Err(e),
                             };
                             let started = std::time::Instant::now();
-                            let r = pollster::block_on(generate(&vgg, &bundle, &req, &t, &opts, device, None, false, |_| true))?;
+                            let r = pollster::block_on(generate(&vgg, &bundle, &req, &t, &opts, device, RunControl::silent()))?;
                             let secs = started.elapsed().as_secs_f64();
                             let rel = format!("{group}/{}/seed{seed}.png", folder_name(spec));
                             save(&r.image, &rel)?;
@@ -208,7 +209,7 @@ impl QualitySet {
                         for spec in specs.iter().filter(|s| !s.is_empty()) {
                             let req = bundle.vocab.parse(spec)?;
                             let started = std::time::Instant::now();
-                            let e = pollster::block_on(deepface::make::edit::alter(&vgg, &bundle, &clf, &img, &req, &opts, device, None, false, |_| true))?;
+                            let e = pollster::block_on(deepface::make::edit::alter(&vgg, &bundle, &clf, &img, &req, &opts, device, RunControl::silent()))?;
                             let rel = format!("edits/{method_name}/{}/{name}", folder_name(spec));
                             save(&e.photo, &rel)?;
                             let (x, y, side) = e.rect;
