@@ -33,6 +33,22 @@ fn matches_the_numpy_reference() {
 }
 
 #[test]
+fn split_at_any_block_the_generator_draws_the_same_face() {
+    // The generator route adds its residual between forward_to and forward_from
+    // (src/make/prior.rs); with nothing added, the two halves must be the whole network.
+    let g = generator();
+    let z = Tensor::<2>::from_data(TensorData::new(deepface::data::dcgan::latent(3, 4), [1, 100]), &common::device());
+    let whole: Vec<f32> = g.forward(z.clone()).into_data().try_to_vec().unwrap();
+    for (k, dims) in [(1, [1, 512, 4, 4]), (2, [1, 256, 8, 8]), (3, [1, 128, 16, 16])] {
+        let inner = g.forward_to(z.clone(), k);
+        assert_eq!(inner.dims(), dims, "activations after block {k}");
+        let halves: Vec<f32> = g.forward_from(inner, k).into_data().try_to_vec().unwrap();
+        let max = whole.iter().zip(&halves).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(max < 1e-5, "split at block {k}: max difference {max}");
+    }
+}
+
+#[test]
 fn sampling_is_deterministic_per_seed_and_index() {
     let g = generator();
     let d = common::device();

@@ -52,12 +52,15 @@ fn independent_networks_see_what_was_asked_in_generated_faces() {
 }
 
 #[test]
-fn the_generator_route_holds_the_code_near_the_seeds_own() {
+fn the_generator_route_holds_the_code_near_the_seeds_own_and_its_residual_small() {
     // The anchor is what keeps two seeds of a request apart (docs/method.md): without it the
-    // code drifts toward the one face the model's target describes.
+    // code drifts toward the one face the model's target describes. The residual inside the
+    // generator then matches the target more closely than the held code can alone, and stays
+    // a correction of the seed's face, not a new face.
     use deepface::data::dcgan::Generator;
     use deepface::make::generate::{latent_config, layers_to_match};
-    use deepface::make::prior::{self, ANCHOR_WEIGHT};
+    use burn::tensor::Tensor;
+    use deepface::make::prior::{self, LatentRoute, ANCHOR_WEIGHT, DETAIL_WEIGHT};
     let dev = common::device();
     let (vgg, bundle) = (common::default_vgg(), bundle());
     let p = bundle.prior.as_ref().unwrap();
@@ -68,13 +71,22 @@ fn the_generator_route_holds_the_code_near_the_seeds_own() {
     let t: Vec<_> = pollster::block_on(targets(&vgg, &bundle, &req, &opts, &dev)).unwrap().into_iter().filter(|t| want.contains(&t.layer)).collect();
     let z0 = prior::code(p, &req, opts.seed, None, &dev);
     let cfg = latent_config(&opts);
-    let moved = |anchor: f32| -> f32 {
-        let (_, z) = pollster::block_on(prior::invert_latent(&vgg, &g, &t, z0.clone(), anchor, &cfg, RunControl::silent())).unwrap();
-        (z - z0.clone()).square().mean().into_scalar()
-    };
-    let (free, held) = (moved(0.0), moved(ANCHOR_WEIGHT));
+    let run = |route: LatentRoute| pollster::block_on(prior::invert_latent(&vgg, &g, &t, z0.clone(), route, &cfg, RunControl::silent())).unwrap();
+    let moved = |z: Tensor<2>| -> f32 { (z - z0.clone()).square().mean().into_scalar() };
+    let free = moved(run(LatentRoute { anchor: 0.0, detail: None }).1);
+    let (code_only, z_held) = run(LatentRoute { anchor: ANCHOR_WEIGHT, detail: None });
+    let held = moved(z_held);
     println!("mean squared move of the code: {free:.3} free, {held:.3} anchored");
-    assert!(held > 0.0 && held < 0.7 * free, "anchored {held:.3} against free {free:.3}");
+    assert!(held > 0.0 && held < 0.5 * free, "anchored {held:.3} against free {free:.3}");
+
+    let (with_detail, _) = run(LatentRoute::GENERATION);
+    assert_eq!(LatentRoute::GENERATION.detail, Some(DETAIL_WEIGHT));
+    let first = prior::render(&g, z0.clone());
+    let rms = |a: Tensor<4>, b: Tensor<4>| -> f32 { (a - b).square().mean().sqrt().into_scalar() };
+    let (by_code, by_detail) = (rms(code_only.tensor.clone(), first.clone()), rms(with_detail.tensor.clone(), code_only.tensor.clone()));
+    println!("objective {:.4} code alone, {:.4} with the residual; RMS change from the first face {by_code:.4}, the residual's own {by_detail:.4}", code_only.loss, with_detail.loss);
+    assert!(with_detail.loss < code_only.loss, "the residual should match the target better: {} against {}", with_detail.loss, code_only.loss);
+    assert!(by_detail > 0.002 && by_detail < 0.1, "the residual's change of the image (RMS, of 1) should be a correction: {by_detail:.4}");
 }
 
 #[test]

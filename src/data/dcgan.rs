@@ -96,18 +96,33 @@ impl Generator {
     /// [N, 100] latents -> [N, 3, 64, 64] RGB in [-1, 1].
     pub fn forward(&self, z: Tensor<2>) -> Tensor<4> {
         let [n, _] = z.dims();
-        let mut x = z.reshape([n, LATENT, 1, 1]);
-        for i in 0..5 {
-            let (stride, padding) = if i == 0 { (1, 0) } else { (2, 1) };
-            // The CPU backend's own kernel where it applies: a generator-route step's pass
-            // through G went from 4.3 to 2.5 ms, its backward from 11 to 2.2 ms (natively).
-            x = match conv_transpose4x4(&x, &self.weights[i], stride, padding) {
-                Some(y) => y,
-                None => conv_transpose2d(x, self.weights[i].clone(), None, ConvTransposeOptions::new([stride; 2], [padding; 2], [0, 0], [1, 1], 1)),
-            };
-            x = if i < 4 { burn::tensor::activation::relu(x * self.scales[i].clone() + self.shifts[i].clone()) } else { x.tanh() };
-        }
-        x
+        self.forward_from(z.reshape([n, LATENT, 1, 1]), 0)
+    }
+
+    /// The activations after the first `k` of the five blocks (k = 0: the code as
+    /// [N, 100, 1, 1]; k = 2: [N, 256, 8, 8]), where the generator route adds its residual
+    /// (`make::prior`).
+    pub fn forward_to(&self, z: Tensor<2>, k: usize) -> Tensor<4> {
+        let [n, _] = z.dims();
+        (0..k).fold(z.reshape([n, LATENT, 1, 1]), |x, i| self.block(i, x))
+    }
+
+    /// The blocks from `k` on: activations after the first `k` blocks -> RGB in [-1, 1].
+    pub fn forward_from(&self, x: Tensor<4>, k: usize) -> Tensor<4> {
+        (k..5).fold(x, |x, i| self.block(i, x))
+    }
+
+    /// Block `i`: a 4 x 4 transposed convolution, then the folded batch norm and ReLU (tanh
+    /// after the last).
+    fn block(&self, i: usize, x: Tensor<4>) -> Tensor<4> {
+        let (stride, padding) = if i == 0 { (1, 0) } else { (2, 1) };
+        // The CPU backend's own kernel where it applies: a generator-route step's pass
+        // through G went from 4.3 to 2.5 ms, its backward from 11 to 2.2 ms (natively).
+        let x = match conv_transpose4x4(&x, &self.weights[i], stride, padding) {
+            Some(y) => y,
+            None => conv_transpose2d(x, self.weights[i].clone(), None, ConvTransposeOptions::new([stride; 2], [padding; 2], [0, 0], [1, 1], 1)),
+        };
+        if i < 4 { burn::tensor::activation::relu(x * self.scales[i].clone() + self.shifts[i].clone()) } else { x.tanh() }
     }
 
     /// Images in [0, 1] for latents drawn from N(0, 1) with `seed`, `index` .. `index + n`.

@@ -301,8 +301,9 @@ pub async fn project(
     let targets = invert::targets_from_image(vgg, imageops::to_tensor(crop, device), &layers);
     let z0 = prior::code(p, &[], seed, None, device);
     let cfg = InvertConfig { steps, seed, lr: 0.1, beta2: 0.99, jitter: 0, report_every: 10, ..InvertConfig::default() };
-    // No anchor: the start is a random person, not the photo's.
-    let (fit, z) = prior::invert_latent(vgg, generator, &targets, z0, 0.0, &cfg, run).await?;
+    // No anchor: the start is a random person, not the photo's; no residual: the code is
+    // what the edit moves.
+    let (fit, z) = prior::invert_latent(vgg, generator, &targets, z0, prior::LatentRoute::PROJECTION, &cfg, run).await?;
     Ok((fit, imageops::read_f32(z).await?))
 }
 

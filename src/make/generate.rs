@@ -238,7 +238,7 @@ pub async fn generate(
             let generator = crate::data::dcgan::Generator::new(&p.generator, device);
             let z0 = prior::code(p, requests, opts.seed, opts.prior_gain, device);
             let cfg = latent_config(opts);
-            Ok(prior::invert_latent(vgg, &generator, &matched, z0, prior::ANCHOR_WEIGHT, &cfg, run).await?.0)
+            Ok(prior::invert_latent(vgg, &generator, &matched, z0, prior::LatentRoute::GENERATION, &cfg, run).await?.0)
         }
     }
 }
