@@ -323,7 +323,7 @@ impl DeepFace {
             let opts = GenerateOptions { model, seed: o.seed.unwrap_or(0), steps, temperature: o.temperature, gain: o.gain, lr: None, layers: None, poison_at: o.nan_at_step, prior, prior_gain: o.prior_gain };
             let t0 = now_ms();
             let targets = generate::targets(&inner.vgg, b, &req, &opts, &inner.device).await.map_err(js_err)?;
-            let r = run_loop(&inner, &on_progress, t0, |cb| generate::generate(&inner.vgg, b, &req, &targets, &opts, &inner.device, RunControl { cancel: Some(&inner.cancel), previews: true, on_progress: cb })).await?;
+            let r = run_loop(&inner, &on_progress, t0, |run| generate::generate(&inner.vgg, b, &req, &targets, &opts, &inner.device, run)).await?;
             let probs = edit::classify(&inner.vgg, &inner.clf, &r.image, b.image_size, &inner.device).await.map_err(js_err)?;
             let face_found = crate::data::face::is_face(&r.image);
             let out = Object::new();
@@ -402,7 +402,7 @@ impl DeepFace {
             let steps = steps_of(o.steps, edit::DEFAULT_STEPS)?;
             let eo = EditOptions { strength: o.strength.unwrap_or(edit::DEFAULT_STRENGTH), steps, seed: o.seed.unwrap_or(0), centre_if_no_face: o.centre_if_no_face, method: edit::EditMethod::Features, keep_colours: o.keep_colours };
             let t0 = now_ms();
-            let e = run_loop(&inner, &on_progress, t0, |cb| edit::alter(&inner.vgg, &inner.bundle, &inner.clf, &photo, &req, &eo, &inner.device, RunControl { cancel: Some(&inner.cancel), previews: true, on_progress: cb })).await?;
+            let e = run_loop(&inner, &on_progress, t0, |run| edit::alter(&inner.vgg, &inner.bundle, &inner.clf, &photo, &req, &eo, &inner.device, run)).await?;
             let out = Object::new();
             set(&out, "image", image_obj(&e.photo));
             set(&out, "before", image_obj(&e.crop_before));
@@ -437,13 +437,17 @@ fn begin(inner: &Rc<Inner>) -> Result<Busy, JsValue> {
     Ok(Busy(inner.clone()))
 }
 
-/// Runs an optimisation, forwarding progress to JS (the loop itself yields to the event loop
-/// after each report, see `platform::yield_now`, so `cancel()` can arrive).
+/// The page's progress callback: forwards each report (with its preview) to JS.
+type PageProgress<'a> = Box<dyn FnMut(&Progress) -> bool + 'a>;
+
+/// Runs an optimisation under the page's control: `cancel()` stops it, previews are shown, and
+/// progress goes to JS (the loop itself yields to the event loop after each report, see
+/// `platform::yield_now`, so `cancel()` can arrive).
 async fn run_loop<'a, T, F, Fut>(inner: &'a Inner, cb: &'a Function, t0: f64, f: F) -> Result<T, JsValue>
 where
-    F: FnOnce(Box<dyn FnMut(&Progress) -> bool + 'a>) -> Fut,
+    F: FnOnce(RunControl<'a, PageProgress<'a>>) -> Fut,
     Fut: std::future::Future<Output = crate::Result<T>>,
 {
-    let progress = Box::new(move |p: &Progress| report(cb, p, (now_ms() - t0) / p.step.max(1) as f64) && !inner.cancel.load(Ordering::Relaxed));
-    f(progress).await.map_err(js_err)
+    let on_progress: PageProgress<'a> = Box::new(move |p: &Progress| report(cb, p, (now_ms() - t0) / p.step.max(1) as f64) && !inner.cancel.load(Ordering::Relaxed));
+    f(RunControl { cancel: Some(&inner.cancel), previews: true, on_progress }).await.map_err(js_err)
 }
