@@ -3,7 +3,7 @@
 //! backpropagates through - the FER expression network, the dlib gender network (run by
 //! deepface's ONNX executor) and the SeetaFace detector - with generous bounds, so that a change
 //! that breaks what users see fails the tests. Also the generator prior's bad inputs, the
-//! projection of a photo into the generator that `alter --method latent` starts from, and the
+//! fit of a photo in the generator that `alter --method generator` starts from, and the
 //! frame an edit crops a photo's face into (where the generator draws its faces).
 
 mod common;
@@ -60,7 +60,7 @@ fn the_generator_route_holds_the_code_near_the_seeds_own_and_its_residual_small(
     use deepface::data::dcgan::Generator;
     use deepface::make::generate::{latent_config, layers_to_match};
     use burn::tensor::Tensor;
-    use deepface::make::prior::{self, LatentRoute, ANCHOR_WEIGHT, DETAIL_WEIGHT};
+    use deepface::make::prior::{self, LatentRoute, ANCHOR_WEIGHT};
     let dev = common::device();
     let (vgg, bundle) = (common::default_vgg(), bundle());
     let p = bundle.prior.as_ref().unwrap();
@@ -80,7 +80,6 @@ fn the_generator_route_holds_the_code_near_the_seeds_own_and_its_residual_small(
     assert!(held > 0.0 && held < 0.5 * free, "anchored {held:.3} against free {free:.3}");
 
     let (with_detail, _) = run(LatentRoute::GENERATION);
-    assert_eq!(LatentRoute::GENERATION.detail, Some(DETAIL_WEIGHT));
     let first = prior::render(&g, z0.clone());
     let rms = |a: Tensor<4>, b: Tensor<4>| -> f32 { (a - b).square().mean().sqrt().into_scalar() };
     let (by_code, by_detail) = (rms(code_only.tensor.clone(), first.clone()), rms(with_detail.tensor.clone(), code_only.tensor.clone()));
@@ -133,30 +132,50 @@ fn corrupt_first_generator_value(bytes: &mut [u8]) {
 }
 
 #[test]
-fn a_photos_projection_into_the_generator_moves_its_code_toward_the_photo() {
-    // The projection once started at z = 0, where no gradient reached the code: every edit
-    // through the generator then moved the generator's mean face, whatever the photo.
-    use deepface::data::dcgan::Generator;
-    use deepface::make::edit;
+fn a_photos_fit_in_the_generator_is_the_photos_face_and_an_edit_through_it_does_what_was_asked() {
+    // The fit once started at z = 0, where no gradient reached the code; and with the code
+    // alone it was another person, so an edit's change landed beside the photo's features.
+    use deepface::data::dcgan::{Generator, LATENT};
+    use deepface::make::edit::{self, EditMethod, EditOptions, PHOTO_FIT};
+    use deepface::make::prior::LatentRoute;
+    use deepface::util::imageops::{load, to_tensor};
     let dev = common::device();
     let (vgg, bundle) = (common::default_vgg(), bundle());
     let g = Generator::new(&bundle.prior.as_ref().unwrap().generator, &dev);
-    let photo = deepface::util::imageops::load(&common::repo().join("data/real_faces/obama.png")).unwrap();
+    let photo = load(&common::repo().join("data/real_faces/astronaut_collins.png")).unwrap();
     let (crop, faces) = edit::face_crop(&photo, bundle.image_size);
     assert!(!faces.is_empty(), "the committed photo shows a face");
-    let run = |steps| pollster::block_on(edit::project(&vgg, &bundle, &g, &crop, steps, 0, &dev, RunControl::silent())).unwrap();
-    let ((first, z1), (last, z40)) = (run(1), run(40));
+    let fit = |crop: &image::RgbImage, steps, route| pollster::block_on(edit::fit_in_generator(&vgg, &bundle, &g, crop, steps, 0, route, &dev, RunControl::silent())).unwrap();
+    let code = |p: burn::tensor::Tensor<2>| -> Vec<f32> { p.slice([0..1, 0..LATENT]).into_data().try_to_vec::<f32>().unwrap() };
+    let ((first, p1), (last, p40)) = (fit(&crop, 1, PHOTO_FIT), fit(&crop, 40, PHOTO_FIT));
     let mean_sq = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(a, b)| (a - b).powi(2)).sum::<f32>() / a.len() as f32;
-    let moved = mean_sq(&z1, &z40);
+    let moved = mean_sq(&code(p1), &code(p40.clone()));
     println!("feature loss {:.4} after 1 step, {:.4} after 40; mean squared move of the code {moved:.3}", first.loss, last.loss);
     assert!(moved > 0.01, "the code moved by {moved:.4} between step 1 and step 40");
     assert!(last.loss < 0.8 * first.loss, "loss {:.4} -> {:.4}", first.loss, last.loss);
-    // And the photo's projection depends on the photo: another face gives another code.
-    let other = deepface::util::imageops::load(&common::repo().join("data/real_faces/grace_hopper.png")).unwrap();
-    let (crop2, _) = edit::face_crop(&other, bundle.image_size);
-    let (_, z_other) = pollster::block_on(edit::project(&vgg, &bundle, &g, &crop2, 40, 0, &dev, RunControl::silent())).unwrap();
-    let apart = mean_sq(&z40, &z_other);
+    // The residual makes the fit the photo's face: in pixels, far closer than the code alone.
+    let target = to_tensor(&crop, &dev);
+    let rms = |x: burn::tensor::Tensor<4>| -> f32 { (x - target.clone()).square().mean().sqrt().into_scalar() };
+    let (code_only, _) = fit(&crop, 40, LatentRoute { anchor: 0.0, detail: None });
+    let (with_residual, code_alone) = (rms(last.tensor.clone()), rms(code_only.tensor));
+    println!("RMS pixel distance of the fit from the photo's crop: {with_residual:.3} with the residual, {code_alone:.3} with the code alone");
+    assert!(with_residual < 0.7 * code_alone, "{with_residual:.3} against {code_alone:.3}");
+    // Another photo, another code.
+    let other = load(&common::repo().join("data/real_faces/grace_hopper.png")).unwrap();
+    let (_, p_other) = fit(&edit::face_crop(&other, bundle.image_size).0, 40, PHOTO_FIT);
+    let apart = mean_sq(&code(p40), &code(p_other));
     assert!(apart > 0.01, "two photos' codes differ by {apart:.4}");
+
+    // An edit through the fit, judged by the dlib age network (never optimised against), on
+    // the whole photo and its mirror image as the scoreboard reads it: on the real-photo set
+    // this photo's Senior edit aged her by 20 years.
+    let req = bundle.vocab.parse("Senior").unwrap();
+    let clf = bundle.classifier.to_device(&dev);
+    let opts = EditOptions { strength: edit::DEFAULT_STRENGTH, steps: edit::DEFAULT_STEPS, seed: 0, centre_if_no_face: false, method: EditMethod::Generator, keep_colours: false };
+    let e = pollster::block_on(edit::alter(&vgg, &bundle, &clf, &photo, &req, &opts, &dev, RunControl::silent())).unwrap();
+    let ages = common::labeler().label(&[photo.clone(), e.photo.clone()]).unwrap();
+    println!("dlib's age: {:.1} before, {:.1} after the Senior edit", ages[0].expected_age, ages[1].expected_age);
+    assert!(ages[1].expected_age > ages[0].expected_age + 5.0, "age {:.1} -> {:.1}", ages[0].expected_age, ages[1].expected_age);
 }
 
 #[test]

@@ -130,9 +130,15 @@ impl Generator {
     pub fn sample(&self, seed: u64, index: u64, n: usize, device: &Device) -> (Tensor<2>, Tensor<4>) {
         let z: Vec<f32> = (0..n as u64).flat_map(|i| latent(seed, index + i)).collect();
         let z = Tensor::from_data(TensorData::new(z, [n, LATENT]), device);
-        let img = self.forward(z.clone()).add_scalar(1.0).mul_scalar(0.5);
+        let img = to_unit(self.forward(z.clone()));
         (z, img)
     }
+}
+
+/// The generator's output (tanh, in [-1, 1]) as an image in [0, 1]; one place for every
+/// caller that draws with it (samples, previews, inversions through it).
+pub fn to_unit(x: Tensor<4>) -> Tensor<4> {
+    x.add_scalar(1.0).mul_scalar(0.5)
 }
 
 pub fn latent(seed: u64, index: u64) -> Vec<f32> {

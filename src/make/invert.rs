@@ -126,6 +126,15 @@ impl RunControl<'static, fn(&Progress) -> bool> {
     }
 }
 
+impl<'a, F: FnMut(&Progress) -> bool> RunControl<'a, F> {
+    /// The same control lent to one stage of a run that has several (an edit through the
+    /// generator fits the photo, then edits the fit): the same cancel flag, previews and
+    /// progress callback.
+    pub fn reborrow(&mut self) -> RunControl<'a, &mut F> {
+        RunControl { cancel: self.cancel, previews: self.previews, on_progress: &mut self.on_progress }
+    }
+}
+
 impl<F: FnMut(&Progress) -> bool> RunControl<'static, F> {
     /// A run followed by `on_progress`, without previews or a cancel flag (the CLI).
     pub fn reporting(on_progress: F) -> Self {

@@ -7,7 +7,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::backbone::vgg::Vgg16;
 use crate::data::attributes::Request;
-use crate::data::dcgan::{Generator, LATENT};
+use crate::data::dcgan::{to_unit, Generator, LATENT};
 use crate::fit::bundle::{Bundle, Prior};
 use crate::make::invert::{optimise_param, InvertConfig, Inverted, LayerTarget, Objective, Progress, RunControl};
 use crate::util::imageops::{read_f32, tensor_to_image};
@@ -65,7 +65,7 @@ pub fn code(prior: &Prior, requests: &[Request], seed: u64, gain: Option<f32>, d
 
 /// G(z) as an image in [0, 1].
 pub fn render(generator: &Generator, z: Tensor<2>) -> Tensor<4> {
-    generator.forward(z).add_scalar(1.0).mul_scalar(0.5)
+    to_unit(generator.forward(z))
 }
 
 /// The image of the request's code alone: one generator pass.
@@ -125,18 +125,17 @@ const DETAIL_STEP: f32 = 0.5;
 /// What a generator-route inversion moves besides the code, and what holds it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LatentRoute {
-    /// Weight of mean((z - z0)^2): 0 where z0 is not the person sought, as in a photo's
-    /// projection, which starts from a random code.
+    /// Weight of mean((z - z0)^2): 0 where z0 is not the person sought, as in a photo's fit,
+    /// which starts from a random code.
     pub anchor: f32,
-    /// Weight of the detail residual's penalty ([`DETAIL_WEIGHT`]); None: the code alone moves.
+    /// Weight of the penalty on the detail residual's distance from where it started
+    /// ([`DETAIL_WEIGHT`] in a generation); None: the code alone moves.
     pub detail: Option<f32>,
 }
 
 impl LatentRoute {
     /// A generation: the code held near the request's own, with the detail residual.
     pub const GENERATION: LatentRoute = LatentRoute { anchor: ANCHOR_WEIGHT, detail: Some(DETAIL_WEIGHT) };
-    /// A photo's projection: the code alone, free to go where the photo's features are.
-    pub const PROJECTION: LatentRoute = LatentRoute { anchor: 0.0, detail: None };
 }
 
 /// The image of an inversion's parameters: the code's first [`LATENT`] numbers, then (with
@@ -149,7 +148,7 @@ fn draw(generator: &Generator, p: Tensor<2>, shape: Option<[usize; 3]>) -> Tenso
             let z = p.clone().slice([0..1, 0..LATENT]);
             let detail = p.slice([0..1, LATENT..LATENT + c * h * w]).reshape([1, c, h, w]).mul_scalar(DETAIL_STEP);
             let x = generator.forward_from(generator.forward_to(z, DETAIL_BLOCK) + detail, DETAIL_BLOCK);
-            x.add_scalar(1.0).mul_scalar(0.5)
+            to_unit(x)
         }
     }
 }
@@ -157,15 +156,17 @@ fn draw(generator: &Generator, p: Tensor<2>, shape: Option<[usize; 3]>) -> Tenso
 /// Feature inversion through the generator: Adam on z (and, where `route` has one, a
 /// residual on the generator's inner activations) so that the image's activations match
 /// `targets`, with mean(z^2) weighted [`LATENT_WEIGHT`], `route.anchor` times
-/// mean((z - z0)^2) holding the code near its start, and the residual's mean square held
-/// by `route.detail`. The image gradient comes from the same objective as pixel inversion
-/// (on the GPU its hand-written gradient), and burn's autodiff carries it back through G
-/// alone. Returns the image and the final code.
+/// mean((z - z0)^2) holding the code near its start z0, and the residual's distance from its
+/// start held by `route.detail`. `start` is a code ([1, LATENT]; the residual starts at zero)
+/// or a code followed by a residual (what an earlier run returned). The image gradient comes
+/// from the same objective as pixel inversion (on the GPU its hand-written gradient), and
+/// burn's autodiff carries it back through G alone. Returns the image and the final
+/// parameters (the code, then the residual where the route has one).
 pub async fn invert_latent(
     vgg: &Vgg16,
     generator: &Generator,
     targets: &[LayerTarget],
-    z0: Tensor<2>,
+    start: Tensor<2>,
     route: LatentRoute,
     cfg: &InvertConfig,
     run: RunControl<'_, impl FnMut(&Progress) -> bool>,
@@ -177,17 +178,25 @@ pub async fn invert_latent(
     // TV is the pixel route's prior; the generator is this route's.
     let pixel_cfg = InvertConfig { tv_weight: 0.0, norm_weight: 0.0, ..cfg.clone() };
     let objective = Objective::new(vgg, targets, &pixel_cfg).await?;
+    let z0 = start.clone().slice([0..1, 0..LATENT]);
     // The residual's penalty is relative to the first face's own activations there, so its
     // weight means the same for a dark face and a bright one.
-    let (shape, detail_weight, start) = match route.detail {
-        None => (None, 0.0, z0.clone()),
+    let (shape, detail_weight, start, r0) = match route.detail {
+        None => (None, 0.0, z0.clone(), None),
         Some(weight) => {
             let inner = generator.forward_to(z0.clone(), DETAIL_BLOCK);
             let [_, c, h, w] = inner.dims();
             let n = c * h * w;
             let power = read_f32(inner.square().mean()).await?[0].max(1e-6);
-            let start = Tensor::cat(vec![z0.clone(), Tensor::zeros([1, n], &z0.device())], 1);
-            (Some([c, h, w]), weight * DETAIL_STEP * DETAIL_STEP / (n as f32 * power), start)
+            let weight = weight * DETAIL_STEP * DETAIL_STEP / (n as f32 * power);
+            match start.dims()[1] {
+                d if d == LATENT + n => {
+                    let r0 = start.clone().slice([0..1, LATENT..LATENT + n]);
+                    (Some([c, h, w]), weight, start, Some(r0))
+                }
+                LATENT => (Some([c, h, w]), weight, Tensor::cat(vec![z0.clone(), Tensor::zeros([1, n], &z0.device())], 1), None),
+                d => return Err(Error::invalid("start", format!("{d} numbers: a code has {LATENT}, a code and its residual {}", LATENT + n))),
+            }
         }
     };
     let (k, ka) = (LATENT_WEIGHT / LATENT as f32, route.anchor / LATENT as f32);
@@ -196,7 +205,12 @@ pub async fn invert_latent(
         let moved = z.clone() - z0.clone().autodiff();
         let mut pen = z.square().sum().mul_scalar(k) + moved.square().sum().mul_scalar(ka);
         if let Some([c, h, w]) = shape {
-            pen = pen + p.slice([0..1, LATENT..LATENT + c * h * w]).square().sum().mul_scalar(detail_weight);
+            let r = p.slice([0..1, LATENT..LATENT + c * h * w]);
+            let r = match &r0 {
+                Some(r0) => r - r0.clone().autodiff(),
+                None => r,
+            };
+            pen = pen + r.square().sum().mul_scalar(detail_weight);
         }
         pen
     };
@@ -209,6 +223,5 @@ pub async fn invert_latent(
         let g = pa.grad(&grads).ok_or_else(|| Error::Backend("no gradient reached the latent code".into()))?;
         Ok((loss.map(|l| l + pen.without_autodiff()), g))
     };
-    let (inverted, p) = optimise_param(start, None, cfg, run, grad_of, |p| draw(generator, p, shape)).await?;
-    Ok((inverted, p.slice([0..1, 0..LATENT])))
+    optimise_param(start, None, cfg, run, grad_of, |p| draw(generator, p, shape)).await
 }

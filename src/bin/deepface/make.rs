@@ -127,7 +127,8 @@ pub struct Alter {
     /// With no face found, edit the photo's centre instead of failing.
     #[arg(long)]
     centre: bool,
-    /// features (Deep Feature Interpolation) or latent (through the face generator).
+    /// features (Deep Feature Interpolation) or generator (the same shift, drawn by the face
+    /// generator from the face's fit in it).
     #[arg(long, default_value = "features")]
     method: String,
     /// Keep the photo's colours: the face takes only the change's brightness (no tint).

@@ -45,8 +45,9 @@ pub struct QualitySet {
     /// Real photos to edit (edits).
     #[arg(long, default_value = "data/real_faces")]
     photos: PathBuf,
-    /// Edit methods (edits): features (Deep Feature Interpolation), latent (through the generator).
-    #[arg(long, default_value = "features,latent")]
+    /// Edit methods (edits): features (Deep Feature Interpolation), generator (the same shift
+    /// through the face generator).
+    #[arg(long, default_value = "features,generator")]
     edit_methods: String,
     /// Edits keep the photos' colours (the face takes only the change's brightness).
     #[arg(long)]
