@@ -327,8 +327,14 @@ pub async fn fit_in_generator(
     let layers = crate::make::generate::default_layers(&bundle.model_layers(crate::fit::bundle::ModelKind::Linear));
     let targets = invert::targets_from_image(vgg, imageops::to_tensor(crop, device), &layers);
     let z0 = prior::code(p, &[], seed, None, device);
-    let cfg = InvertConfig { steps, seed, lr: 0.1, beta2: 0.99, jitter: 0, report_every: 10, ..InvertConfig::default() };
-    prior::invert_latent(vgg, generator, &targets, z0, route, &cfg, run).await
+    prior::invert_latent(vgg, generator, &targets, z0, route, &generator_config(steps, seed), run).await
+}
+
+/// The optimiser of both generator stages, the fit and the edit from it: the generation
+/// route's step size and second moment on the code, with no jitter, which blurs an exact
+/// reconstruction such as the fit (docs/method.md, "Feature inversion").
+fn generator_config(steps: usize, seed: u64) -> InvertConfig {
+    InvertConfig { steps, seed, lr: 0.1, beta2: 0.99, jitter: 0, report_every: 10, ..InvertConfig::default() }
 }
 
 /// The edited crop through the face generator ([`EditMethod::Generator`]): the crop's fit,
@@ -349,7 +355,7 @@ async fn edit_generator(
     let generator = Generator::new(&prior::prior_of(bundle)?.generator, device);
     let (fit, params) = fit_in_generator(vgg, bundle, &generator, crop_before, opts.steps, opts.seed, PHOTO_FIT, device, run.reborrow()).await?;
     let targets = shifted_targets(vgg, bundle, fit.tensor.clone(), probs_before, requests, opts.strength, device);
-    let cfg = InvertConfig { steps: GENERATOR_EDIT_STEPS, seed: opts.seed, lr: 0.1, beta2: 0.99, jitter: 0, report_every: 10, ..InvertConfig::default() };
+    let cfg = generator_config(GENERATOR_EDIT_STEPS, opts.seed);
     let (after, _) = prior::invert_latent(vgg, &generator, &targets, params, PHOTO_EDIT, &cfg, run).await?;
     let s = crop_before.width();
     Ok(face::paste_back(crop_before, &fit.image, &after.image, (0, 0, s)))
