@@ -194,15 +194,21 @@ fn default_prior(b: &Bundle) -> ImagePrior {
 }
 
 /// `alter`'s options. Unknown keys are refused (see [`options`]).
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 struct AlterOpts {
     strength: Option<f32>,
     steps: Option<usize>,
     seed: Option<u64>,
     centre_if_no_face: bool,
-    /// The page's "Keep the photo's colours" (`keepColours`).
+    /// The page's "Keep the photo's colours" (`keepColours`), on unless set to false.
     keep_colours: bool,
+}
+
+impl Default for AlterOpts {
+    fn default() -> Self {
+        AlterOpts { strength: None, steps: None, seed: None, centre_if_no_face: false, keep_colours: true }
+    }
 }
 
 /// WebGPU when asked for and available, else burn's CPU backend. The wgpu runtime can be

@@ -100,26 +100,37 @@ fn generate_classify_alter_and_bad_requests() {
     let (before, after) = (judged[0].p_smiling, judged[1].p_smiling);
     assert!(after > before + 0.1, "FER's P(happy) should rise by 0.1 or more: {before} -> {after} ({stdout})");
 
-    // --keep-colours: a colour photo's face takes the change's brightness and no tint. Every
+    // By default a colour photo's face takes the change's brightness and no tint: every
     // pixel's change is the same in the three channels up to rounding (the crop's, the two
-    // resized crops' and the mix's: at most 4 levels apart here; without the option, 51), and
-    // the face did change.
-    let kept = dir.join("kept.png");
+    // resized crops' and the mix's: at most 4 levels apart here), and the face did change.
+    // `--change-colours` lets the tint through (about 50 levels apart here); `--keep-colours`, the
+    // default's old flag, is still accepted and changes nothing.
     let colour = common::repo().join("data/real_faces/obama.png");
-    let (ok, _, stderr) = deepface(&["alter", colour.to_str().unwrap(), "--attrs", "-Smiling", "--steps", "10", "--keep-colours", "--out", kept.to_str().unwrap()]);
-    assert!(ok, "{stderr}");
-    let (a, b) = (image::open(&colour).unwrap().to_rgb8(), image::open(&kept).unwrap().to_rgb8());
-    let (mut tint, mut light) = (0i32, 0i32);
-    for (p, q) in a.pixels().zip(b.pixels()) {
-        let d: Vec<i32> = (0..3).map(|c| i32::from(q[c]) - i32::from(p[c])).collect();
-        // A channel clipped at 0 or 255 cannot take the whole change.
-        if q.0.iter().all(|&v| v > 0 && v < 255) {
-            tint = tint.max(d.iter().max().unwrap() - d.iter().min().unwrap());
+    let original = image::open(&colour).unwrap().to_rgb8();
+    let tint_and_light = |flag: Option<&str>| -> (i32, i32) {
+        let out = dir.join(format!("obama{}.png", flag.unwrap_or("")));
+        let mut args = vec!["alter", colour.to_str().unwrap(), "--attrs", "-Smiling", "--steps", "10", "--out", out.to_str().unwrap()];
+        args.extend(flag);
+        let (ok, _, stderr) = deepface(&args);
+        assert!(ok, "{stderr}");
+        let edited = image::open(&out).unwrap().to_rgb8();
+        let (mut tint, mut light) = (0i32, 0i32);
+        for (p, q) in original.pixels().zip(edited.pixels()) {
+            let d: Vec<i32> = (0..3).map(|c| i32::from(q[c]) - i32::from(p[c])).collect();
+            // A channel clipped at 0 or 255 cannot take the whole change.
+            if q.0.iter().all(|&v| v > 0 && v < 255) {
+                tint = tint.max(d.iter().max().unwrap() - d.iter().min().unwrap());
+            }
+            light = light.max((d.iter().sum::<i32>() / 3).abs());
         }
-        light = light.max((d.iter().sum::<i32>() / 3).abs());
-    }
-    assert!(tint <= 5, "channels changed by up to {tint} levels apart");
+        (tint, light)
+    };
+    let (tint, light) = tint_and_light(None);
+    assert!(tint <= 5, "by default the channels changed by up to {tint} levels apart");
     assert!(light >= 5, "the face's brightness changed by at most {light} levels");
+    assert_eq!(tint_and_light(Some("--keep-colours")), (tint, light), "--keep-colours is the default");
+    let (tint, _) = tint_and_light(Some("--change-colours"));
+    assert!(tint >= 20, "with --change-colours the channels changed by only up to {tint} levels apart");
 
     let text = common::temp_file("model.bundle", b"not a model");
     let cases: Vec<(Vec<&str>, &str)> = vec![

@@ -67,9 +67,12 @@ test('wasm API: load, validate, generate, classify, cancel, busy', { timeout: 60
     setTimeout(() => df.cancel(), 300);
     out.cancelByCall = await err(() => running);
 
-    // keepColours: the edited image differs from the colour input by the same amount in its
-    // three channels (up to rounding), and it does differ.
-    const k = await df.alter(g.image.rgba, 64, 64, '-Smiling', { steps: 5, centreIfNoFace: true, keepColours: true }, () => true);
+    // keepColours, on by default: the edited image differs from the colour input by the same
+    // amount in its three channels (up to rounding), and it does differ. keepColours: false
+    // lets the edit's colour through, so its image is another.
+    const k = await df.alter(g.image.rgba, 64, 64, '-Smiling', { steps: 5, centreIfNoFace: true }, () => true);
+    const tinted = await df.alter(g.image.rgba, 64, 64, '-Smiling', { steps: 5, centreIfNoFace: true, keepColours: false }, () => true);
+    out.colourChangeDiffers = tinted.image.rgba.some((v, i) => v !== k.image.rgba[i]);
     let tint = 0, light = 0;
     for (let i = 0; i < k.image.rgba.length; i += 4) {
       const d = [0, 1, 2].map((c) => k.image.rgba[i + c] - g.image.rgba[i + c]);
@@ -104,6 +107,7 @@ test('wasm API: load, validate, generate, classify, cancel, busy', { timeout: 60
   assert.match(r.nanSteps, /^invalid generate options: `steps`: invalid type/);
   assert.match(r.nanTemperature, /^invalid temperature: NaN; use a number between 0 and 10/);
   assert.ok(r.keepColours.tint <= 5 && r.keepColours.light >= 1, JSON.stringify(r.keepColours));
+  assert.ok(r.colourChangeDiffers, 'keepColours: false gave the same image as the default');
   assert.match(r.busy, /^busy: another generation or edit is running/);
   assert.deepEqual(r.image, [64, 64, 64 * 64 * 4]);
   assert.equal(r.probs, 6);

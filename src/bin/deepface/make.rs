@@ -131,8 +131,14 @@ pub struct Alter {
     /// generator from the face's fit in it).
     #[arg(long, default_value = "features")]
     method: String,
-    /// Keep the photo's colours: the face takes only the change's brightness (no tint).
+    /// Let the edit change the face's colours as well: by default the face takes only the
+    /// change's brightness, since its colour is tints (red mouths, coloured streaks in the
+    /// hair) rather than what was asked.
     #[arg(long)]
+    change_colours: bool,
+    /// Keep the photo's colours: the default since 2026-12-06, still accepted for scripts
+    /// written before.
+    #[arg(long, hide = true, conflicts_with = "change_colours")]
     keep_colours: bool,
     #[arg(long, default_value = "edited.png")]
     out: PathBuf,
@@ -142,13 +148,13 @@ pub struct Alter {
 
 impl Alter {
     pub fn run(self, device: &Device) -> Result<()> {
-        let Self { photo, attrs, strength, steps, centre, method, keep_colours, out, bundle } = self;
+        let Self { photo, attrs, strength, steps, centre, method, change_colours, keep_colours: _, out, bundle } = self;
         check_output(&out, true)?;
         let (vgg, bundle) = bundle.load(device)?;
         let req = bundle.vocab.parse(&attrs)?;
         let img = imageops::load(&photo)?;
         let clf = bundle.classifier.to_device(device);
-        let opts = deepface::make::edit::EditOptions { strength, steps, seed: 0, centre_if_no_face: centre, method: method.parse()?, keep_colours };
+        let opts = deepface::make::edit::EditOptions { strength, steps, seed: 0, centre_if_no_face: centre, method: method.parse()?, keep_colours: !change_colours };
         let start = Instant::now();
         let e = pollster::block_on(deepface::make::edit::alter(&vgg, &bundle, &clf, &img, &req, &opts, device, RunControl::reporting(report_steps)))?;
         save_png(&e.photo, &out)?;

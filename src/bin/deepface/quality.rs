@@ -49,9 +49,10 @@ pub struct QualitySet {
     /// through the face generator).
     #[arg(long, default_value = "features,generator")]
     edit_methods: String,
-    /// Edits keep the photos' colours (the face takes only the change's brightness).
+    /// Edits change the faces' colours as well (by default, as on the page, a face takes only
+    /// the change's brightness).
     #[arg(long)]
-    keep_colours: bool,
+    change_colours: bool,
     /// Edit strength (default: the page's).
     #[arg(long)]
     strength: Option<f32>,
@@ -103,7 +104,7 @@ impl QualitySet {
         for (name, given, used) in [
             ("temperature", self.temperature.is_some(), generated),
             ("prior gain", self.prior_gain.is_some(), generated),
-            ("keep colours", self.keep_colours, self.kind == "edits"),
+            ("change colours", self.change_colours, self.kind == "edits"),
         ] {
             if given && !used {
                 return Err(Error::invalid(name, format!("`quality-set {}` does not use it", self.kind)));
@@ -205,7 +206,7 @@ impl QualitySet {
                             seed: 0,
                             centre_if_no_face: true,
                             method: *method,
-                            keep_colours: self.keep_colours,
+                            keep_colours: !self.change_colours,
                         };
                         for spec in specs.iter().filter(|s| !s.is_empty()) {
                             let req = bundle.vocab.parse(spec)?;
