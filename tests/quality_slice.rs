@@ -98,6 +98,20 @@ fn the_generator_prior_refuses_what_it_cannot_do() {
     let t = pollster::block_on(targets(&vgg, &bundle, &req, &opts, &dev)).unwrap();
     let e = pollster::block_on(generate(&vgg, &bundle, &req, &t, &opts, &dev, RunControl::silent())).err().expect("NaN stops the run");
     assert!(matches!(e, Error::NonFinite { .. }), "{e}");
+    // A start that does not fit the route is refused, not cut to fit: a code and residual
+    // for a route that moves the code alone, or a width that is neither.
+    {
+        use deepface::data::dcgan::{Generator, LATENT};
+        use deepface::make::prior::{invert_latent, LatentRoute};
+        let g = Generator::new(&bundle.prior.as_ref().unwrap().generator, &dev);
+        let cfg = deepface::make::generate::latent_config(&options(&bundle, 1, ImagePrior::Generator));
+        let start = |n: usize| burn::tensor::Tensor::<2>::zeros([1, n], &dev);
+        let refuse = |n: usize, route| pollster::block_on(invert_latent(&vgg, &g, &t, start(n), route, &cfg, RunControl::silent())).err().expect("refused").to_string();
+        let e = refuse(LATENT + 256 * 8 * 8, LatentRoute { anchor: 0.0, detail: None });
+        assert!(e.contains("code alone") && e.contains(&LATENT.to_string()), "{e}");
+        let e = refuse(LATENT + 7, LatentRoute::GENERATION);
+        assert!(e.contains(&format!("{} numbers", LATENT + 7)), "{e}");
+    }
     // A bundle from before the prior: generator modes say why, pixels still work.
     bundle.prior = None;
     let bytes = bundle.to_bytes().unwrap();

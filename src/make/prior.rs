@@ -182,6 +182,8 @@ pub async fn invert_latent(
     // The residual's penalty is relative to the first face's own activations there, so its
     // weight means the same for a dark face and a bright one.
     let (shape, detail_weight, start, r0) = match route.detail {
+        // A residual given to a route that has none would be dropped without a word.
+        None if start.dims()[1] != LATENT => return Err(Error::invalid("start", format!("{} numbers: a route that moves the code alone starts from a code of {LATENT}", start.dims()[1]))),
         None => (None, 0.0, z0.clone(), None),
         Some(weight) => {
             let inner = generator.forward_to(z0.clone(), DETAIL_BLOCK);
